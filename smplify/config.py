@@ -1,0 +1,62 @@
+"""Fitting configuration: every weight and schedule in one dataclass (documented in README)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, asdict
+from typing import Optional, Tuple
+
+
+@dataclass
+class Stage:
+    """One optimisation stage.
+
+    free: which parameter groups move ('transl', 'global_orient', 'pose', 'betas', 'focal').
+    torso_only: use only torso keypoints (shoulders, hips) — SMPLify's camera stage.
+    Weights multiply per-sample terms; the data term's weight is 1.
+    """
+
+    name: str
+    free: Tuple[str, ...]
+    iterations: int
+    pose_prior: float = 0.0
+    shape: float = 0.0
+    bend: float = 0.0
+    torso_only: bool = False
+
+
+def default_stages() -> Tuple[Stage, ...]:
+    """SMPLify's staging: camera + orientation on the torso, then pose and shape with
+    prior weights decreasing stage by stage (SMPLify's 404² → 4.78² pose schedule)."""
+    body = ("transl", "global_orient", "pose", "betas")
+    return (
+        Stage("camera", ("transl", "global_orient"), 30, torso_only=True),
+        Stage("pose-1", body, 25, pose_prior=404.0 ** 2 / 1e3, shape=100.0, bend=500.0),
+        Stage("pose-2", body, 25, pose_prior=57.4 ** 2 / 1e2, shape=50.0, bend=200.0),
+        Stage("pose-3", body, 30, pose_prior=4.78 ** 2, shape=5.0, bend=50.0),
+    )
+
+
+@dataclass
+class FitConfig:
+    """All knobs of a fit. Defaults are what `smplify fit` uses."""
+
+    prior: str = "gmm"  # none | gmm | vae
+    prior_path: Optional[str] = None  # a user's prior file instead of the shipped one
+    vae_mode: str = "latent"  # latent: pose = decode(z), penalty ½|z|² ; penalty: encoder-mean penalty
+    optimizer: str = "lbfgs"  # lbfgs | adam
+    stages: Tuple[Stage, ...] = field(default_factory=default_stages)
+    sigma: float = 100.0  # Geman-McClure scale, normalised pixels
+    min_confidence: float = 0.3  # keypoints below this confidence are missing (weight 0)
+    depth_weight: float = 100.0  # (t_z − t_z⁰)², metres²
+    focal_weight: float = 100.0  # (log f/f₀)² when optimize_focal
+    optimize_focal: bool = False
+    flip_test: bool = True  # also fit the body turned 180° about the vertical axis, keep the better
+    init: str = "mean"  # mean | regressor
+    lbfgs_history: int = 50
+    line_search_steps: int = 10
+    ftol: float = 1e-6
+    adam_lr: float = 0.03
+    adam_iterations_factor: float = 4.0  # Adam runs this many times each stage's iteration count
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,319 @@
+"""The staged SMPLify fitter: batched, per-sample convergence, flip test, restarts.
+
+A :class:`FitInput` is one person: 2D targets already mapped onto the body model's
+points (24 joints then the model's surface landmarks) and a camera. :class:`Fitter`
+fits a list of them in one batched optimisation and returns :class:`FitResult`s.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .body import BodyModel
+from .camera import Camera, project
+from .config import FitConfig, Stage
+from .objective import REFERENCE_SCALE, bend_term, depth_term, focal_term, reprojection_term, shape_term
+from .optim import adam, lbfgs
+
+TORSO_JOINTS = (1, 2, 16, 17)  # left/right hip, left/right shoulder
+FACING_CAMERA = (math.pi, 0.0, 0.0)  # body Y-up/+Z-facing -> OpenCV camera, facing the camera
+TURNED_AROUND = (0.0, 0.0, math.pi)  # the same turned 180° about the vertical axis
+
+
+@dataclass
+class FitInput:
+    """One person to fit. M keypoints, each mapped to a body point (or dropped, weight 0).
+
+    index: (M,) index into ``BodyModel.point_names``; xy: (M, 2) pixels; confidence: (M,)
+    detector confidence; weight: (M,) landmark-table weight; names: (M,) detector keypoint names.
+    """
+
+    index: np.ndarray
+    xy: np.ndarray
+    confidence: np.ndarray
+    weight: np.ndarray
+    camera: Camera
+    names: Sequence[str] = ()
+    image_path: Optional[str] = None
+    init: Optional[dict] = None  # optional start {global_orient, body_pose, betas, transl}
+    tag: str = ""
+
+
+@dataclass
+class FitResult:
+    """A fitted person. Parameters use smplx's names; arrays are numpy float32."""
+
+    global_orient: np.ndarray  # (3,)
+    body_pose: np.ndarray  # (69,)
+    betas: np.ndarray  # (S,)
+    transl: np.ndarray  # (3,)
+    camera: Camera
+    keypoint_names: List[str]
+    keypoint_error_px: List[Optional[float]]  # None where the keypoint was missing
+    mean_error_px: float
+    loss_terms: dict
+    iterations: int
+    time_s: float
+    flipped: bool
+    converged: bool
+    failed: bool = False
+    restarted: bool = False
+    warnings: List[str] = field(default_factory=list)
+    prior: str = ""
+    body_model: str = ""
+    stage_losses: List[float] = field(default_factory=list)
+    image_path: Optional[str] = None
+    tag: str = ""
+
+    @property
+    def params(self) -> dict:
+        return {"global_orient": self.global_orient, "body_pose": self.body_pose, "betas": self.betas,
+                "transl": self.transl}
+
+
+def _rows(t: torch.Tensor, n: int) -> torch.Tensor:
+    return t.unsqueeze(0).expand(n, *t.shape)
+
+
+class Fitter:
+    """Fits SMPL-format bodies to 2D keypoints. Load once, call :meth:`fit` many times."""
+
+    def __init__(self, body: BodyModel, config: FitConfig | None = None, prior=None):
+        self.body = body
+        self.config = config or FitConfig()
+        if prior is None:
+            from priors import get_pose_prior
+
+            prior = get_pose_prior(self.config.prior, self.config.prior_path)
+        self.prior = prior
+        self.latent = bool(getattr(prior, "supports_latent", False)) and self.config.vae_mode == "latent"
+        self.pose_dim = int(prior.latent_dim) if self.latent else 63
+        nb = body.num_betas
+        self.slices = {"transl": slice(0, 3), "global_orient": slice(3, 6),
+                       "pose": slice(6, 6 + self.pose_dim), "betas": slice(6 + self.pose_dim, 6 + self.pose_dim + nb),
+                       "focal": slice(6 + self.pose_dim + nb, 7 + self.pose_dim + nb)}
+        self.dim = 7 + self.pose_dim + nb
+
+    # ---- parameters ------------------------------------------------------------------
+    def _mean_pose(self) -> torch.Tensor:
+        if self.latent:
+            return torch.zeros(self.pose_dim)
+        mp = getattr(self.prior, "mean_pose", None)
+        return torch.as_tensor(mp(), dtype=torch.float32).reshape(63) if mp else torch.zeros(63)
+
+    def body_pose_of(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 63) axis-angle body pose of a parameter block."""
+        p = x[:, self.slices["pose"]]
+        return self.prior.decode(p) if self.latent else p
+
+    def _points(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.body.joints_and_landmarks(x[:, self.slices["global_orient"]], self.body_pose_of(x),
+                                             x[:, self.slices["betas"]], x[:, self.slices["transl"]])
+        return out.points
+
+    # ---- objective -------------------------------------------------------------------
+    def _terms(self, x, batch, stage_torso: bool):
+        pts = self._points(x)
+        sel = torch.gather(pts, 1, batch["index"][..., None].expand(-1, -1, 3))
+        focal = batch["focal"] * torch.exp(x[:, self.slices["focal"]])
+        proj = project(sel, focal, batch["pp"])
+        w = batch["w_torso"] if stage_torso else batch["w"]
+        pose = self.body_pose_of(x)
+        terms = {
+            "data": reprojection_term(proj, batch["xy"], w, batch["scale"], self.config.sigma),
+            "pose_prior": 0.5 * x[:, self.slices["pose"]].pow(2).sum(-1) if self.latent else self.prior.nll(pose),
+            "bend": bend_term(pose),
+            "shape": shape_term(x[:, self.slices["betas"]]),
+            "depth": depth_term(x[:, self.slices["transl"]], batch["transl0"]),
+            "focal": focal_term(x[:, self.slices["focal"]]),
+        }
+        return terms, proj
+
+    def _total(self, terms, stage: Stage):
+        c = self.config
+        return (terms["data"] + stage.pose_prior * terms["pose_prior"] + stage.bend * terms["bend"]
+                + stage.shape * terms["shape"] + c.depth_weight * terms["depth"] + c.focal_weight * terms["focal"])
+
+    # ---- batching and initialisation -----------------------------------------------------
+    def _batch(self, inputs: Sequence[FitInput]) -> dict:
+        c = self.config
+        B, M = len(inputs), max(len(i.index) for i in inputs)
+        index = torch.zeros(B, M, dtype=torch.long)
+        xy = torch.zeros(B, M, 2)
+        w = torch.zeros(B, M)
+        for b, inp in enumerate(inputs):
+            m = len(inp.index)
+            index[b, :m] = torch.as_tensor(np.asarray(inp.index, np.int64))
+            xy[b, :m] = torch.as_tensor(np.asarray(inp.xy, np.float32))
+            conf = np.asarray(inp.confidence, np.float32)
+            eff = np.where(conf >= c.min_confidence, conf * np.asarray(inp.weight, np.float32), 0.0)
+            w[b, :m] = torch.as_tensor(eff)
+        torso = torch.zeros_like(w, dtype=torch.bool)
+        for j in TORSO_JOINTS:
+            torso |= index == j
+        vis = w > 0
+        big = torch.where(vis[..., None], xy, torch.full_like(xy, float("inf")))
+        small = torch.where(vis[..., None], xy, torch.full_like(xy, -float("inf")))
+        diag = (small.amax(1) - big.amin(1)).norm(dim=-1)
+        diag = torch.where(torch.isfinite(diag) & (diag > 1), diag, torch.full_like(diag, REFERENCE_SCALE))
+        focal = torch.tensor([inp.camera.focal for inp in inputs], dtype=torch.float32)
+        pp = torch.tensor([inp.camera.principal_point for inp in inputs], dtype=torch.float32)
+        w_torso = torch.where(torso, w, torch.zeros_like(w))
+        # too few torso points: let the camera stage use everything visible
+        few = (w_torso > 0).sum(1) < 3
+        w_torso[few] = w[few]
+        return {"index": index, "xy": xy, "w": w, "w_torso": w_torso, "scale": REFERENCE_SCALE / diag,
+                "focal": focal, "pp": pp, "visible": vis}
+
+    def _initial(self, inputs, batch, orient) -> torch.Tensor:
+        """Start: prior mean pose, mean shape, translation by similar triangles."""
+        B = len(inputs)
+        x = torch.zeros(B, self.dim)
+        x[:, self.slices["global_orient"]] = torch.tensor(orient)
+        x[:, self.slices["pose"]] = self._mean_pose()
+        for b, inp in enumerate(inputs):
+            if inp.init:
+                for k, s in (("global_orient", "global_orient"), ("betas", "betas"), ("transl", "transl")):
+                    if inp.init.get(k) is not None:
+                        v = torch.as_tensor(np.asarray(inp.init[k], np.float32)).reshape(-1)
+                        x[b, self.slices[s]] = v[: x[b, self.slices[s]].numel()]
+                if inp.init.get("body_pose") is not None and not self.latent:
+                    x[b, self.slices["pose"]] = torch.as_tensor(np.asarray(inp.init["body_pose"], np.float32)).reshape(-1)[:63]
+        with torch.no_grad():
+            x0 = x.clone()
+            x0[:, self.slices["transl"]] = 0
+            pts = torch.gather(self._points(x0), 1, batch["index"][..., None].expand(-1, -1, 3))
+        for b, inp in enumerate(inputs):
+            if inp.init and inp.init.get("transl") is not None:
+                continue
+            vis = batch["visible"][b]
+            if vis.sum() < 2:
+                x[b, self.slices["transl"]] = torch.tensor([0.0, 0.0, 5.0])
+                continue
+            P3, P2 = pts[b][vis], batch["xy"][b][vis]
+            f = batch["focal"][b].mean()
+            idx = batch["index"][b][vis]
+            sh = [(idx == j).nonzero() for j in (16, 17)]
+            hp = [(idx == j).nonzero() for j in (1, 2)]
+            if all(len(s) for s in sh) and all(len(h) for h in hp):
+                sh_i = torch.cat([s[0] for s in sh]); hp_i = torch.cat([h[0] for h in hp])
+                l3 = (P3[sh_i].mean(0) - P3[hp_i].mean(0))[:2].norm()
+                l2 = (P2[sh_i].mean(0) - P2[hp_i].mean(0)).norm()
+            else:  # spread of all visible points
+                l3 = (P3[:, :2] - P3[:, :2].mean(0)).pow(2).sum(-1).mean().sqrt()
+                l2 = (P2 - P2.mean(0)).pow(2).sum(-1).mean().sqrt()
+            tz = float((f * l3 / l2.clamp(min=1.0)).clamp(0.5, 100.0))
+            c2 = (P2.mean(0) - batch["pp"][b]) * tz / batch["focal"][b]
+            c3 = P3.mean(0)
+            x[b, self.slices["transl"]] = torch.stack([c2[0] - c3[0], c2[1] - c3[1], tz - c3[2]])
+        return x
+
+    # ---- optimisation ------------------------------------------------------------------
+    def _run_stages(self, x: torch.Tensor, batch: dict, optimizer: str):
+        c = self.config
+        B = x.shape[0]
+        iters = torch.zeros(B, dtype=torch.long)
+        converged = torch.zeros(B, dtype=torch.bool)
+        failed = torch.zeros(B, dtype=torch.bool)
+        stage_losses = []
+        for stage in c.stages:
+            groups = list(stage.free) + (["focal"] if c.optimize_focal and stage.name != c.stages[0].name else [])
+            free = torch.cat([torch.arange(self.dim)[self.slices[g]] for g in groups])
+            fixed = x.detach()
+
+            def closure(xs, stage=stage, free=free, fixed=fixed):
+                full = fixed.index_copy(1, free, xs)
+                terms, _ = self._terms(full, batch, stage.torso_only)
+                return self._total(terms, stage)
+
+            if optimizer == "adam":
+                r = adam(closure, x[:, free], max_iter=int(stage.iterations * c.adam_iterations_factor),
+                         lr=c.adam_lr, ftol=c.ftol)
+            else:
+                r = lbfgs(closure, x[:, free], max_iter=stage.iterations, history=c.lbfgs_history,
+                          ftol=c.ftol, max_ls=c.line_search_steps)
+            x = fixed.index_copy(1, free, r.x)
+            iters += r.iterations
+            converged = r.converged & ~r.failed
+            failed |= r.failed
+            stage_losses.append(r.f)
+        return x, iters, converged, failed, torch.stack(stage_losses, 1)
+
+    def _bad(self, x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        return ~torch.isfinite(x).all(-1) | ~torch.isfinite(f) | (x[:, self.slices["transl"]][:, 2] < 0.05)
+
+    def fit(self, inputs: Sequence[FitInput]) -> List[FitResult]:
+        """Fit every input in one batched optimisation."""
+        t0 = time.perf_counter()
+        c = self.config
+        torch.manual_seed(c.seed)
+        if not inputs:
+            return []
+        B = len(inputs)
+        batch = self._batch(inputs)
+        orients = [FACING_CAMERA, TURNED_AROUND] if c.flip_test else [FACING_CAMERA]
+        xs = [self._initial(inputs, batch, o) for o in orients]
+        if c.flip_test:
+            batch = {k: torch.cat([v, v]) for k, v in batch.items()}
+        x0 = torch.cat(xs)
+        batch["transl0"] = x0[:, self.slices["transl"]].clone()
+        x, iters, conv, failed, stage_f = self._run_stages(x0, batch, c.optimizer)
+        restarted = self._bad(x, stage_f[:, -1]) | failed
+        if restarted.any():  # restart bad rows from the start with the other optimiser
+            rows = restarted.nonzero().squeeze(1)
+            sub = {k: v[rows] for k, v in batch.items()}
+            other = "adam" if c.optimizer == "lbfgs" else "lbfgs"
+            x2, it2, cv2, fl2, sf2 = self._run_stages(x0[rows], sub, other)
+            x[rows], iters[rows], conv[rows], failed[rows], stage_f[rows] = x2, iters[rows] + it2, cv2, fl2, sf2
+        bad = self._bad(x, stage_f[:, -1])
+        x = torch.where(bad[:, None], x0, x)  # never return NaN: flagged rows keep their start
+        with torch.no_grad():
+            terms, proj = self._terms(x, batch, False)
+        data = terms["data"]
+        data = torch.where(bad, torch.full_like(data, float("inf")), data)
+        choose_flip = torch.zeros(B, dtype=torch.bool)
+        if c.flip_test:
+            choose_flip = data[B:] < data[:B]
+        pick = torch.arange(B) + B * choose_flip.long()
+        elapsed = time.perf_counter() - t0
+        results = []
+        for b, inp in enumerate(inputs):
+            r = int(pick[b])
+            xr = x[r]
+            pose63 = self.body_pose_of(xr[None])[0].detach()
+            body_pose = torch.cat([pose63, torch.zeros(6)]).numpy()
+            focal = (batch["focal"][r] * torch.exp(xr[self.slices["focal"]])).tolist()
+            cam = Camera(tuple(focal), inp.camera.principal_point, inp.camera.image_size,
+                         "optimized" if c.optimize_focal else inp.camera.focal_source)
+            m = len(inp.index)
+            err = (proj[r, :m] - batch["xy"][r, :m]).norm(dim=-1)
+            vis = batch["w"][r, :m] > 0
+            errs = [float(e) if v else None for e, v in zip(err.tolist(), vis.tolist())]
+            mean_err = float(err[vis].mean()) if vis.any() else float("nan")
+            warn = []
+            if bool(bad[r]):
+                warn.append("optimisation diverged twice; returning the initial estimate")
+            if vis.sum() < 6:
+                warn.append(f"only {int(vis.sum())} confident keypoints")
+            if bool(restarted[r]) and not bool(bad[r]):
+                warn.append("restarted after divergence")
+            last = c.stages[-1]
+            lt = {k: float(v[r]) for k, v in terms.items()}
+            lt["total"] = float(self._total({k: v[r : r + 1] for k, v in terms.items()}, last)[0])
+            results.append(FitResult(
+                global_orient=xr[self.slices["global_orient"]].detach().numpy().astype(np.float32),
+                body_pose=body_pose.astype(np.float32),
+                betas=xr[self.slices["betas"]].detach().numpy().astype(np.float32),
+                transl=xr[self.slices["transl"]].detach().numpy().astype(np.float32), camera=cam,
+                keypoint_names=list(inp.names) if len(inp.names) else [str(i) for i in inp.index],
+                keypoint_error_px=errs, mean_error_px=mean_err, loss_terms=lt, iterations=int(iters[r]),
+                time_s=elapsed / B, flipped=bool(choose_flip[b]), converged=bool(conv[r]) and not bool(bad[r]),
+                failed=bool(bad[r]), restarted=bool(restarted[r]), warnings=warn, prior=self.config.prior,
+                body_model=self.body.name, stage_losses=[float(v) for v in stage_f[r]],
+                image_path=inp.image_path, tag=inp.tag))
+        return results

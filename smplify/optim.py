@@ -1,0 +1,187 @@
+"""Batched optimisers in which every sample converges on its own.
+
+The objective is separable: ``closure(x) -> f`` with x (B, D) and f (B,), the loss
+of sample b depending only on row b. One batched forward/backward then gives every
+sample's value and gradient.
+
+* :func:`lbfgs` — L-BFGS with per-sample history, per-sample step and a per-sample
+  strong-Wolfe line search (bracketing: expand while too short, bisect once too long).
+  A sample that converged stops changing; a sample whose trial points are non-finite
+  only shrinks its own step; nothing one sample does moves another. At batch size 1
+  it is ordinary L-BFGS with a strong-Wolfe search.
+* :func:`adam` — ``torch.optim.Adam`` over the batch, with converged rows held fixed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+Closure = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class OptimResult:
+    """x (B, D); f (B,); iterations (B,) int; converged (B,) bool; failed (B,) bool (never finite)."""
+
+    x: torch.Tensor
+    f: torch.Tensor
+    iterations: torch.Tensor
+    converged: torch.Tensor
+    failed: torch.Tensor
+
+
+def value_and_grad(closure: Closure, x: torch.Tensor):
+    """f (B,) and ∂f_b/∂x_b (B, D) with one backward pass (the objective is separable)."""
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        f = closure(x)
+        (g,) = torch.autograd.grad(f.sum(), x)
+    return f.detach(), g.detach()
+
+
+def _finite_rows(*ts):
+    ok = None
+    for t in ts:
+        r = torch.isfinite(t) if t.dim() == 1 else torch.isfinite(t).all(-1)
+        ok = r if ok is None else ok & r
+    return ok
+
+
+def lbfgs(closure: Closure, x0: torch.Tensor, max_iter: int = 30, history: int = 10,
+          ftol: float = 1e-6, gtol: float = 1e-6, max_ls: int = 10, c1: float = 1e-4, c2: float = 0.9,
+          active: torch.Tensor | None = None) -> OptimResult:
+    """Minimise each row of a separable objective with L-BFGS (see module docstring).
+
+    Args:
+        closure: x (B, D) -> f (B,). x0: (B, D) start. active: (B,) bool, rows to optimise.
+        ftol: relative decrease below which a sample has converged; gtol: max |g| likewise.
+    """
+    B, D = x0.shape
+    dev, dt = x0.device, x0.dtype
+    x = x0.detach().clone()
+    f, g = value_and_grad(closure, x)
+    active = torch.ones(B, dtype=torch.bool, device=dev) if active is None else active.clone()
+    failed = ~_finite_rows(f, g) & active
+    active &= ~failed
+    converged = torch.zeros(B, dtype=torch.bool, device=dev)
+    iters = torch.zeros(B, dtype=torch.long, device=dev)
+    S = torch.zeros(history, B, D, device=dev, dtype=dt)
+    Y = torch.zeros_like(S)
+    rho = torch.zeros(history, B, device=dev, dtype=dt)
+    valid = torch.zeros(history, B, dtype=torch.bool, device=dev)
+    gamma = torch.ones(B, device=dev, dtype=dt)
+    stalls = torch.zeros(B, dtype=torch.long, device=dev)
+    slot_order: list[int] = []
+    for it in range(max_iter):
+        run = active & ~converged
+        if not run.any():
+            break
+        # two-loop recursion, per sample (invalid history entries are masked out)
+        q = g.clone()
+        alphas = {}
+        for k in reversed(slot_order):
+            a = rho[k] * (S[k] * q).sum(-1) * valid[k]
+            q -= a[:, None] * Y[k]
+            alphas[k] = a
+        r = gamma[:, None] * q
+        for k in slot_order:
+            b = rho[k] * (Y[k] * r).sum(-1) * valid[k]
+            r += S[k] * (alphas[k] - b)[:, None]
+        d = -r
+        gd0 = (g * d).sum(-1)
+        bad_dir = gd0 >= -1e-12
+        if bad_dir.any():  # not a descent direction: reset that sample to steepest descent
+            d[bad_dir] = -g[bad_dir]
+            valid[:, bad_dir] = False
+            gd0 = (g * d).sum(-1)
+        no_hist = ~valid.any(0)
+        alpha = torch.where(no_hist, (1.0 / g.abs().sum(-1).clamp(min=1e-12)).clamp(max=1.0),
+                            torch.ones(B, device=dev, dtype=dt))
+        # per-sample strong-Wolfe line search by bracketing
+        lo = torch.zeros(B, device=dev, dtype=dt)
+        hi = torch.full((B,), float("inf"), device=dev, dtype=dt)
+        best_a = torch.zeros(B, device=dev, dtype=dt)
+        best_f, best_g = f.clone(), g.clone()
+        done = ~run
+        for _ in range(max_ls):
+            ft, gt = value_and_grad(closure, x + alpha[:, None] * d)
+            ok = _finite_rows(ft, gt)
+            gdt = (gt * d).sum(-1)
+            armijo = ok & (ft <= f + c1 * alpha * gd0)
+            better = ~done & armijo & (ft < best_f)
+            best_a = torch.where(better, alpha, best_a)
+            best_f = torch.where(better, ft, best_f)
+            best_g = torch.where(better[:, None], gt, best_g)
+            wolfe = armijo & (gdt.abs() <= -c2 * gd0)
+            done = done | wolfe
+            if done.all():
+                break
+            too_far = ~armijo | (gdt >= 0)
+            hi = torch.where(~done & too_far, alpha, hi)
+            lo = torch.where(~done & ~too_far, alpha, lo)
+            alpha = torch.where(done, alpha, torch.where(torch.isinf(hi), 2 * alpha, 0.5 * (lo + hi)))
+        moved = run & (best_a > 0)
+        s = best_a[:, None] * d
+        y = best_g - g
+        sy = (s * y).sum(-1)
+        k = it % history
+        if k in slot_order:
+            slot_order.remove(k)
+        slot_order.append(k)
+        keep = moved & (sy > 1e-10)
+        S[k], Y[k] = torch.where(keep[:, None], s, 0.0), torch.where(keep[:, None], y, 0.0)
+        rho[k] = torch.where(keep, 1.0 / sy.clamp(min=1e-10), 0.0)
+        valid[k] = keep
+        gamma = torch.where(keep, sy / (y * y).sum(-1).clamp(min=1e-20), gamma)
+        f_old = f
+        x = torch.where(moved[:, None], x + s, x)
+        f = torch.where(moved, best_f, f)
+        g = torch.where(moved[:, None], best_g, g)
+        iters += run.long()
+        stalls = torch.where(run & ~moved, stalls + 1, torch.zeros_like(stalls))
+        valid[:, run & ~moved] = False  # no progress: restart from steepest descent
+        small_df = (f_old - f).abs() <= ftol * f_old.abs().clamp(min=1.0)
+        converged |= run & ((moved & small_df) | (g.abs().amax(-1) <= gtol) | (stalls >= 2))
+    return OptimResult(x, f, iters, converged | failed, failed)
+
+
+def adam(closure: Closure, x0: torch.Tensor, max_iter: int = 100, lr: float = 0.02, ftol: float = 1e-6,
+         patience: int = 5, active: torch.Tensor | None = None) -> OptimResult:
+    """Adam over the batch (``torch.optim.Adam``); a row is frozen once its loss stops improving
+    by more than ``ftol`` (relative) for ``patience`` steps. Non-finite steps are undone."""
+    B = x0.shape[0]
+    dev = x0.device
+    x = torch.nn.Parameter(x0.detach().clone())
+    opt = torch.optim.Adam([x], lr=lr)
+    active = torch.ones(B, dtype=torch.bool, device=dev) if active is None else active.clone()
+    frozen = ~active
+    best_f = torch.full((B,), float("inf"), device=dev)
+    best_x = x.detach().clone()
+    calm = torch.zeros(B, dtype=torch.long, device=dev)
+    iters = torch.zeros(B, dtype=torch.long, device=dev)
+    for _ in range(max_iter):
+        if frozen.all():
+            break
+        opt.zero_grad()
+        with torch.enable_grad():
+            f = closure(x)
+            f.sum().backward()
+        fd = f.detach()
+        ok = torch.isfinite(fd) & torch.isfinite(x.grad).all(-1)
+        improved = ok & (fd < best_f - ftol * best_f.abs().clamp(min=1.0))
+        best_x = torch.where((ok & (fd < best_f))[:, None], x.detach(), best_x)
+        best_f = torch.where(ok & (fd < best_f), fd, best_f)
+        calm = torch.where(improved, torch.zeros_like(calm), calm + 1)
+        frozen |= calm >= patience
+        x.grad[frozen | ~ok] = 0
+        iters += (~frozen).long()
+        keep = x.detach().clone()
+        opt.step()
+        with torch.no_grad():
+            x[frozen] = keep[frozen]
+            x[~ok] = best_x[~ok]
+    f, _ = value_and_grad(closure, best_x)
+    failed = ~torch.isfinite(f) & active
+    return OptimResult(best_x, f, iters, frozen | failed, failed)
