@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .kinematics import KinematicTree, forward_kinematics, pose_features, rotvec_to_rotmat, shape_blend, skin_points
+from .kinematics import KinematicTree, fast_rodrigues, forward_kinematics, pose_features, shape_blend, skin_points
 from .model_file import BodyModelData
 from .names import NUM_JOINTS
 
@@ -72,7 +72,10 @@ class BodyModel(nn.Module):
         self.register_buffer("lm_vertex", torch.as_tensor(lv.reshape(-1)))
         self.register_buffer("lm_weight", f(lw))  # (L, K)
         self.register_buffer("lm_template", self.v_template[self.lm_vertex])
-        self.register_buffer("lm_shapedirs", self.shapedirs[self.lm_vertex])
+        flat_t = lambda sd: sd.reshape(-1, sd.shape[-1]).T.contiguous()  # (N, 3, S) -> (S, N*3)
+        self.register_buffer("lm_shapedirs", flat_t(self.shapedirs[self.lm_vertex]))
+        self.register_buffer("shapedirs_t", flat_t(self.shapedirs))
+        self.register_buffer("J_shapedirs_t", flat_t(self.J_shapedirs))
         self.register_buffer("lm_skin", self.weights[self.lm_vertex])
         if self.has_posedirs:
             idx = (self.lm_vertex[:, None] * 3 + torch.arange(3)).reshape(-1)
@@ -87,11 +90,11 @@ class BodyModel(nn.Module):
     def _pose(self, global_orient, body_pose, betas, transl):
         B = global_orient.shape[0]
         rot = torch.cat([global_orient.reshape(B, 1, 3), _as_body_pose(body_pose)], 1)
-        rotmats = rotvec_to_rotmat(rot)
+        rotmats = fast_rodrigues(rot)
         if betas is None:
             betas = global_orient.new_zeros(B, self.num_betas)
         betas = betas[:, : self.num_betas]
-        joints_rest = shape_blend(self.J_template, self.J_shapedirs, betas)
+        joints_rest = shape_blend(self.J_template, self.J_shapedirs_t, betas)
         g_pos, g_rot, skin_t = forward_kinematics(rotmats, joints_rest, self.tree)
         if transl is not None:
             g_pos = g_pos + transl[:, None]
@@ -118,7 +121,7 @@ class BodyModel(nn.Module):
         """Full mesh: vertices (B, V, 3), joints and landmarks."""
         rotmats, betas, g_pos, g_rot, skin_t = self._pose(global_orient, body_pose, betas, transl)
         B = rotmats.shape[0]
-        v = shape_blend(self.v_template, self.shapedirs, betas)
+        v = shape_blend(self.v_template, self.shapedirs_t, betas)
         if self.has_posedirs:
             v = v + (pose_features(rotmats) @ self.posedirs).view(B, -1, 3)
         verts = skin_points(v, self.weights, g_rot, skin_t)
