@@ -20,6 +20,7 @@ class Stage:
     pose_prior: float = 0.0
     shape: float = 0.0
     bend: float = 0.0
+    depth: float = 0.0  # (t_z − t_z⁰)²: SMPLify anchors the camera distance in the camera stage only
     torso_only: bool = False
 
 
@@ -28,10 +29,10 @@ def default_stages() -> Tuple[Stage, ...]:
     prior weights decreasing stage by stage (SMPLify's 404² → 4.78² pose schedule)."""
     body = ("transl", "global_orient", "pose", "betas")
     return (
-        Stage("camera", ("transl", "global_orient"), 30, torso_only=True),
-        Stage("pose-1", body, 25, pose_prior=404.0 ** 2 / 1e3, shape=100.0, bend=500.0),
-        Stage("pose-2", body, 25, pose_prior=57.4 ** 2 / 1e2, shape=50.0, bend=200.0),
-        Stage("pose-3", body, 30, pose_prior=4.78 ** 2, shape=5.0, bend=50.0),
+        Stage("camera", ("transl", "global_orient"), 30, depth=100.0, torso_only=True),
+        Stage("pose-1", body, 25, pose_prior=404.0 ** 2 / 1e3, shape=100.0, bend=10.0),
+        Stage("pose-2", body, 25, pose_prior=57.4 ** 2 / 1e2, shape=20.0, bend=5.0),
+        Stage("pose-3", body, 40, pose_prior=4.78 ** 2, shape=5.0, bend=1.0),
     )
 
 
@@ -46,7 +47,6 @@ class FitConfig:
     stages: Tuple[Stage, ...] = field(default_factory=default_stages)
     sigma: float = 100.0  # Geman-McClure scale, normalised pixels
     min_confidence: float = 0.3  # keypoints below this confidence are missing (weight 0)
-    depth_weight: float = 100.0  # (t_z − t_z⁰)², metres²
     focal_weight: float = 100.0  # (log f/f₀)² when optimize_focal
     optimize_focal: bool = False
     flip_test: bool = True  # also fit the body turned 180° about the vertical axis, keep the better

@@ -137,7 +137,7 @@ class Fitter:
     def _total(self, terms, stage: Stage):
         c = self.config
         return (terms["data"] + stage.pose_prior * terms["pose_prior"] + stage.bend * terms["bend"]
-                + stage.shape * terms["shape"] + c.depth_weight * terms["depth"] + c.focal_weight * terms["focal"])
+                + stage.shape * terms["shape"] + stage.depth * terms["depth"] + c.focal_weight * terms["focal"])
 
     # ---- batching and initialisation -----------------------------------------------------
     def _batch(self, inputs: Sequence[FitInput]) -> dict:
