@@ -117,7 +117,9 @@ class Fitter:
         return out.points
 
     # ---- objective -------------------------------------------------------------------
-    def _terms(self, x, batch, stage_torso: bool):
+    def _terms(self, x, batch, stage_torso: bool, rows=None):
+        if rows is not None:
+            batch = {k: v[rows] for k, v in batch.items()}
         pts = self._points(x)
         sel = torch.gather(pts, 1, batch["index"][..., None].expand(-1, -1, 3))
         focal = batch["focal"] * torch.exp(x[:, self.slices["focal"]])
@@ -226,9 +228,9 @@ class Fitter:
             free = torch.cat([torch.arange(self.dim)[self.slices[g]] for g in groups])
             fixed = x.detach()
 
-            def closure(xs, stage=stage, free=free, fixed=fixed):
-                full = fixed.index_copy(1, free, xs)
-                terms, _ = self._terms(full, batch, stage.torso_only)
+            def closure(xs, rows, stage=stage, free=free, fixed=fixed):
+                base = fixed if rows is None else fixed[rows]
+                terms, _ = self._terms(base.index_copy(1, free, xs), batch, stage.torso_only, rows)
                 return self._total(terms, stage)
 
             if optimizer == "adam":

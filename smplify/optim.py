@@ -1,8 +1,9 @@
 """Batched optimisers in which every sample converges on its own.
 
-The objective is separable: ``closure(x) -> f`` with x (B, D) and f (B,), the loss
-of sample b depending only on row b. One batched forward/backward then gives every
-sample's value and gradient.
+The objective is separable: ``closure(x, rows) -> f`` gives the losses (R,) of the
+rows ``rows`` (a LongTensor of R batch indices, or None for all) at x (R, D); the loss
+of sample b depends only on row b. One batched forward/backward then gives every
+evaluated sample's value and gradient, and rows that are done are not evaluated.
 
 * :func:`lbfgs` — L-BFGS with per-sample history, per-sample step and a per-sample
   strong-Wolfe line search (bracketing: expand while too short, bisect once too long).
@@ -14,11 +15,11 @@ sample's value and gradient.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 
-Closure = Callable[[torch.Tensor], torch.Tensor]
+Closure = Callable[[torch.Tensor, Optional[torch.Tensor]], torch.Tensor]
 
 
 @dataclass
@@ -32,11 +33,11 @@ class OptimResult:
     failed: torch.Tensor
 
 
-def value_and_grad(closure: Closure, x: torch.Tensor):
-    """f (B,) and ∂f_b/∂x_b (B, D) with one backward pass (the objective is separable)."""
+def value_and_grad(closure: Closure, x: torch.Tensor, rows: Optional[torch.Tensor] = None):
+    """f (R,) and ∂f_r/∂x_r (R, D) with one backward pass (the objective is separable)."""
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
-        f = closure(x)
+        f = closure(x, rows)
         (g,) = torch.autograd.grad(f.sum(), x)
     return f.detach(), g.detach()
 
@@ -106,7 +107,12 @@ def lbfgs(closure: Closure, x0: torch.Tensor, max_iter: int = 30, history: int =
         best_f, best_g = f.clone(), g.clone()
         done = ~run
         for _ in range(max_ls):
-            ft, gt = value_and_grad(closure, x + alpha[:, None] * d)
+            todo = (~done).nonzero().squeeze(1)
+            ft, gt = f.clone(), g.clone()
+            if len(todo) == B:
+                ft, gt = value_and_grad(closure, x + alpha[:, None] * d)
+            else:
+                ft[todo], gt[todo] = value_and_grad(closure, x[todo] + alpha[todo, None] * d[todo], todo)
             ok = _finite_rows(ft, gt)
             gdt = (gt * d).sum(-1)
             armijo = ok & (ft <= f + c1 * alpha * gd0)
@@ -166,7 +172,7 @@ def adam(closure: Closure, x0: torch.Tensor, max_iter: int = 100, lr: float = 0.
             break
         opt.zero_grad()
         with torch.enable_grad():
-            f = closure(x)
+            f = closure(x, None)
             f.sum().backward()
         fd = f.detach()
         ok = torch.isfinite(fd) & torch.isfinite(x.grad).all(-1)
