@@ -97,3 +97,23 @@ def fit(image_or_keypoints, prior: str = "gmm", model: Optional[str] = None, foc
     if not results:
         raise InputError(f"{image_or_keypoints}: no person to fit")
     return results[0]
+
+
+def posed_mesh(body: BodyModel, result: FitResult) -> np.ndarray:
+    """Vertices (V, 3) of a fit in camera coordinates (metres, OpenCV axes)."""
+    import torch
+
+    with torch.no_grad():
+        p = [torch.as_tensor(v)[None] for v in (result.global_orient, result.body_pose, result.betas, result.transl)]
+        return body.mesh(*p).vertices[0].numpy()
+
+
+def write_overlay(path, result: FitResult, vertices: np.ndarray, faces: np.ndarray) -> Path:
+    """The mesh over the photo with the fitted camera, beside a side view (PNG)."""
+    from .keypoints.detect import load_image
+    from .outputs.render import overlay_with_side_view, save_png
+
+    image = load_image(result.image_path)
+    cam = result.camera
+    save_png(path, overlay_with_side_view(image, vertices, faces, cam.focal, cam.principal_point))
+    return Path(path)

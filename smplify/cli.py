@@ -12,6 +12,7 @@ import sys
 #: module providing ``add_parser`` for each subcommand, in help order
 SUBCOMMANDS = (
     "smplify.demo",
+    "smplify.fit_cli",
     "smplify.keypoints.cli",
     "smplify.doctor",
     "priors.train",

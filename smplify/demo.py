@@ -1,0 +1,41 @@
+"""`smplify demo`: fit the bundled example photo end to end and say where to look."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "images" / "pose2sim_balance.jpg"
+
+
+def run(args) -> int:
+    from . import doctor
+    from .fit_cli import run as run_fit
+
+    report = doctor.collect()
+    bm = report["body_model"]
+    if not bm.get("name"):
+        print(f"error: {bm['error']}")
+        return 2
+    print(f"body model: {bm['name']} ({bm['vertices']} vertices, {bm['joints']} joints, {bm['betas']} betas)")
+    print(f"photo: {args.image}")
+    fit_args = argparse.Namespace(
+        inputs=[str(args.image)], out=args.out, bbox=None, no_overlay=False, prior=args.prior, prior_file=None,
+        model=None, gender="neutral", optimizer="lbfgs", focal=None, optimize_focal=False, no_flip_test=False,
+        init="mean")
+    rc = run_fit(fit_args)
+    stem = Path(args.image).stem
+    out = Path(args.out)
+    print("look at:")
+    for suffix in ("_overlay.png", ".obj", ".npz", ".json"):
+        p = out / f"{stem}{suffix}"
+        if p.exists():
+            print(f"  {p}")
+    return rc
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("demo", help="fit the bundled example photo and write its outputs")
+    p.add_argument("--out", default="demo_output")
+    p.add_argument("--image", default=str(EXAMPLE))
+    p.add_argument("--prior", default="gmm", choices=["none", "gmm", "vae"])
+    p.set_defaults(func=run)
