@@ -216,14 +216,14 @@ class Fitter:
         return x
 
     # ---- optimisation ------------------------------------------------------------------
-    def _run_stages(self, x: torch.Tensor, batch: dict, optimizer: str):
+    def _run_stages(self, x: torch.Tensor, batch: dict, optimizer: str, stages: Sequence[Stage]):
         c = self.config
         B = x.shape[0]
         iters = torch.zeros(B, dtype=torch.long)
         converged = torch.zeros(B, dtype=torch.bool)
         failed = torch.zeros(B, dtype=torch.bool)
         stage_losses = []
-        for stage in c.stages:
+        for stage in stages:
             groups = list(stage.free) + (["focal"] if c.optimize_focal and stage.name != c.stages[0].name else [])
             free = torch.cat([torch.arange(self.dim)[self.slices[g]] for g in groups])
             fixed = x.detach()
@@ -244,7 +244,7 @@ class Fitter:
             converged = r.converged & ~r.failed
             failed |= r.failed
             stage_losses.append(r.f)
-        return x, iters, converged, failed, torch.stack(stage_losses, 1)
+        return x, iters, converged, failed, torch.stack(stage_losses, 1) if stage_losses else x.new_zeros(B, 0)
 
     def _bad(self, x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
         return ~torch.isfinite(x).all(-1) | ~torch.isfinite(f) | (x[:, self.slices["transl"]][:, 2] < 0.05)
@@ -258,34 +258,42 @@ class Fitter:
             return []
         B = len(inputs)
         batch = self._batch(inputs)
-        orients = [FACING_CAMERA, TURNED_AROUND] if c.flip_test else [FACING_CAMERA]
-        xs = [self._initial(inputs, batch, o) for o in orients]
-        if c.flip_test:
-            batch = {k: torch.cat([v, v]) for k, v in batch.items()}
-        x0 = torch.cat(xs)
+        x0 = self._initial(inputs, batch, FACING_CAMERA)
         batch["transl0"] = x0[:, self.slices["transl"]].clone()
-        x, iters, conv, failed, stage_f = self._run_stages(x0, batch, c.optimizer)
+        stages = list(c.stages)
+        choose_flip = torch.zeros(B, dtype=torch.bool)
+        if c.flip_test:
+            # both facings through the camera stage and the first pose stage; the better goes on
+            n_flip = min(2, len(stages))
+            x1 = self._initial(inputs, batch, TURNED_AROUND)
+            both = {k: torch.cat([v, v]) for k, v in batch.items()}
+            both["transl0"] = torch.cat([x0, x1])[:, self.slices["transl"]].clone()
+            xf, itf, cvf, flf, sff = self._run_stages(torch.cat([x0, x1]), both, c.optimizer, stages[:n_flip])
+            fin = torch.where(flf | ~torch.isfinite(sff[:, -1]), torch.full_like(sff[:, -1], float("inf")), sff[:, -1])
+            choose_flip = fin[B:] < fin[:B]
+            pick = torch.arange(B) + B * choose_flip.long()
+            x0 = torch.where(choose_flip[:, None], x1, x0)
+            batch["transl0"] = both["transl0"][pick]
+            x, iters, conv, failed, stage_f = xf[pick], itf[pick], cvf[pick], flf[pick], sff[pick]
+            x2, it2, conv, fl2, sf2 = self._run_stages(x, batch, c.optimizer, stages[n_flip:])
+            x, iters, failed, stage_f = x2, iters + it2, failed | fl2, torch.cat([stage_f, sf2], 1)
+        else:
+            x, iters, conv, failed, stage_f = self._run_stages(x0, batch, c.optimizer, stages)
         restarted = self._bad(x, stage_f[:, -1]) | failed
         if restarted.any():  # restart bad rows from the start with the other optimiser
             rows = restarted.nonzero().squeeze(1)
             sub = {k: v[rows] for k, v in batch.items()}
             other = "adam" if c.optimizer == "lbfgs" else "lbfgs"
-            x2, it2, cv2, fl2, sf2 = self._run_stages(x0[rows], sub, other)
+            x2, it2, cv2, fl2, sf2 = self._run_stages(x0[rows], sub, other, stages)
             x[rows], iters[rows], conv[rows], failed[rows], stage_f[rows] = x2, iters[rows] + it2, cv2, fl2, sf2
         bad = self._bad(x, stage_f[:, -1])
         x = torch.where(bad[:, None], x0, x)  # never return NaN: flagged rows keep their start
         with torch.no_grad():
             terms, proj = self._terms(x, batch, False)
-        data = terms["data"]
-        data = torch.where(bad, torch.full_like(data, float("inf")), data)
-        choose_flip = torch.zeros(B, dtype=torch.bool)
-        if c.flip_test:
-            choose_flip = data[B:] < data[:B]
-        pick = torch.arange(B) + B * choose_flip.long()
         elapsed = time.perf_counter() - t0
         results = []
         for b, inp in enumerate(inputs):
-            r = int(pick[b])
+            r = b
             xr = x[r]
             pose63 = self.body_pose_of(xr[None])[0].detach()
             body_pose = torch.cat([pose63, torch.zeros(6)]).numpy()
