@@ -1,0 +1,1 @@
+"""Synthetic benchmark with known 3D truth, and prior comparison."""
