@@ -8,7 +8,6 @@ pixel noise and dropout. Everything is drawn from one seeded generator.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 
 from ..body import BodyModel
-from ..camera import Camera, focal_from_fov, project
+from ..camera import Camera
 from ..fitter import FitInput
 
 OPEN_POSES = Path(__file__).resolve().parents[2] / "priors" / "assets" / "open_poses.npz"
@@ -55,54 +54,28 @@ def heldout_poses(path=OPEN_POSES) -> np.ndarray:
     return poses[mask]
 
 
-def _rot(axis: str, angle: float) -> np.ndarray:
-    c, s = math.cos(angle), math.sin(angle)
-    if axis == "x":
-        return np.array([[1, 0, 0], [0, c, -s], [0, s, c]], np.float64)
-    return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]], np.float64)  # y
-
-
-def _rotvec(R: np.ndarray) -> np.ndarray:
-    from scipy.spatial.transform import Rotation
-
-    return Rotation.from_matrix(R).as_rotvec().astype(np.float32)
-
-
 def make_cases(body: BodyModel, layout_input, n: int = 200, noise_levels: Sequence[float] = (0.0, 3.0, 8.0),
                dropouts: Sequence[float] = (0.0, 0.1, 0.3), seed: int = 0, poses: Optional[np.ndarray] = None,
                image_size=(1080, 1920)) -> List[SyntheticCase]:
-    """``n`` bodies × every (noise, dropout) level.
+    """``n`` scenes (:func:`smplify.synth.sample_scenes`) × every (noise, dropout) level.
 
     layout_input: ``(index (M,), names (M,), table_weight (M,))`` — the MediaPipe-33 targets
     on this body model (from the landmark table), used to make the 2D keypoints.
     """
+    from ..synth import sample_scenes
+
     rng = np.random.default_rng(seed)
     poses = heldout_poses() if poses is None else poses
     index, names, table_w = layout_input
     index = np.asarray(index)
-    W, H = image_size
+    sc = sample_scenes(body, torch.as_tensor(poses), n, torch.Generator().manual_seed(seed), image_size=image_size)
+    with torch.no_grad():
+        joints = body.joints_and_landmarks(sc.global_orient, sc.body_pose, sc.betas, sc.transl).joints.numpy()
     cases: List[SyntheticCase] = []
     for i in range(n):
-        pose = poses[rng.integers(len(poses))]
-        betas = rng.normal(0, 1, 10).astype(np.float32)
-        az, el = rng.uniform(-math.pi, math.pi), rng.uniform(-math.radians(30), math.radians(30))
-        # body Y-up -> OpenCV camera (rotate 180° about x), then the viewpoint
-        R = _rot("x", el) @ _rot("y", az) @ _rot("x", math.pi)
-        go = _rotvec(R)
-        fov = rng.uniform(45.0, 70.0)
-        f = focal_from_fov(image_size, fov)
-        dist = rng.uniform(2.5, 6.0)
-        with torch.no_grad():
-            out = body.joints_and_landmarks(torch.tensor(go)[None], torch.tensor(pose)[None], torch.tensor(betas)[None],
-                                            torch.zeros(1, 3))
-        pts = out.points[0].numpy()
-        # place the pelvis at the chosen distance, near the image centre (person fully in view)
-        centre = pts[0]
-        off = np.array([rng.uniform(-0.1, 0.1) * dist, rng.uniform(-0.05, 0.05) * dist, dist], np.float32)
-        transl = (off - centre).astype(np.float32)
-        P = torch.tensor(pts + transl)[None]
-        uv = project(P, torch.tensor([[f, f]], dtype=torch.float32), torch.tensor([[W / 2, H / 2]], dtype=torch.float32))[0].numpy()
-        cam = Camera((f, f), (W / 2, H / 2), (W, H), "synthetic")
+        f = float(sc.focal[i, 0])
+        cam = Camera((f, f), tuple(float(v) for v in sc.principal_point[i]), tuple(image_size), "synthetic")
+        uv = sc.uv[i].numpy()
         for noise in noise_levels:
             for drop in dropouts:
                 xy = uv[index] + rng.normal(0, noise, (len(index), 2)).astype(np.float32)
@@ -110,8 +83,9 @@ def make_cases(body: BodyModel, layout_input, n: int = 200, noise_levels: Sequen
                 fi = FitInput(index=index, xy=xy.astype(np.float32), confidence=conf,
                               weight=np.asarray(table_w, np.float32), camera=cam, names=tuple(names),
                               tag=f"case{i:04d}_n{noise:g}_d{drop:g}")
-                cases.append(SyntheticCase(i, float(noise), float(drop), go, pose.astype(np.float32), betas, transl,
-                                           cam, fi, (out.joints[0].numpy() + transl).astype(np.float32)))
+                cases.append(SyntheticCase(i, float(noise), float(drop), sc.global_orient[i].numpy(),
+                                           sc.body_pose[i].numpy(), sc.betas[i].numpy(), sc.transl[i].numpy(),
+                                           cam, fi, joints[i]))
     return cases
 
 
