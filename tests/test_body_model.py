@@ -76,3 +76,16 @@ def test_open_model_matches_smplx():
     height = v[:, 1].max() - v[:, 1].min()
     assert 1.4 < height < 2.0
     assert DEFAULT_MODEL_PATH.stat().st_size < 10 * 2**20
+
+
+def test_fast_rodrigues_matches_roma():
+    import roma
+
+    from smplify.body.kinematics import fast_rodrigues
+
+    v = torch.randn(500, 3, dtype=torch.float64) * 2
+    v[:5] *= 1e-7  # near-zero rotations
+    assert torch.allclose(fast_rodrigues(v), roma.rotvec_to_rotmat(v), atol=1e-12)
+    g = torch.zeros(1, 3, requires_grad=True)
+    fast_rodrigues(g).sum().backward()
+    assert torch.isfinite(g.grad).all()
