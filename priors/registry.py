@@ -1,0 +1,39 @@
+"""Pose priors by name: 'none', 'gmm', 'vae' (shipped defaults in priors/assets/)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+PRIOR_NAMES = ("none", "gmm", "vae")
+DEFAULT_FILES = {"gmm": ASSETS / "gmm_open.npz", "vae": ASSETS / "vae_open.pt"}
+
+
+class NoPrior:
+    """Believes nothing: zero negative log-likelihood, mean pose = zero rotation."""
+
+    name = "none"
+    supports_latent = False
+
+    def nll(self, pose: torch.Tensor) -> torch.Tensor:
+        return pose.new_zeros(pose.shape[0])
+
+    def mean_pose(self) -> torch.Tensor:
+        return torch.zeros(63)
+
+
+def get_pose_prior(name: str, path: Optional[str] = None):
+    """A pose prior by name; ``path`` overrides the shipped file."""
+    if name == "none":
+        return NoPrior()
+    if name == "gmm":
+        from .gmm import GMMPrior
+
+        return GMMPrior.load(path or DEFAULT_FILES["gmm"])
+    if name == "vae":
+        from .vae import VAEPrior
+
+        return VAEPrior.load(path or DEFAULT_FILES["vae"])
+    raise ValueError(f"unknown prior {name!r} (choose from {', '.join(PRIOR_NAMES)})")

@@ -1,0 +1,1 @@
+"""Outputs: parameter/report files, meshes, and rendered overlays."""
