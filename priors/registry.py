@@ -7,7 +7,7 @@ from typing import Optional
 import torch
 
 ASSETS = Path(__file__).resolve().parent / "assets"
-PRIOR_NAMES = ("none", "gmm", "vae")
+PRIOR_NAMES = ("none", "gmm", "vae", "bend")
 DEFAULT_FILES = {"gmm": ASSETS / "gmm_open.npz", "vae": ASSETS / "vae_open.pt"}
 
 
@@ -28,6 +28,10 @@ def get_pose_prior(name: str, path: Optional[str] = None):
     """A pose prior by name; ``path`` overrides the shipped file."""
     if name == "none":
         return NoPrior()
+    if name == "bend":
+        from .simple import BendPrior
+
+        return BendPrior()
     if name == "gmm":
         from .gmm import GMMPrior
 

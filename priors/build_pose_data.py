@@ -1,0 +1,65 @@
+"""Convert the open mocap into SMPL body poses by inverse kinematics and store them.
+
+    python -m priors.build_pose_data --mocap ../shared/data/mocap --out priors/assets/open_poses.npz
+
+Sources, units and licences: shared/data/SOURCES.md (and priors/assets/ATTRIBUTION.md).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .posedata import HELDOUT, OPEN_POSES
+
+UNIT = {"cmu": 0.0254 / 0.45, "mocapbank": 0.01, "holosoma": 1.0}  # CMU ASF: 1 unit = 1/0.45 inch
+
+
+def build(mocap_root, out=OPEN_POSES, fps: float = 15.0, iterations: int = 400) -> dict:
+    from smplify.body import BodyModel, load_model_file
+
+    from .ik import fit_sequence
+    from .mocap import load_open_mocap
+
+    body = BodyModel(load_model_file())
+    poses, seq_ids, names, report = [], [], [], {}
+    for k, (seq, jmap) in enumerate(load_open_mocap(mocap_root, fps)):
+        t = time.time()
+        unit = UNIT[seq.name.split("_")[0]]
+        r = fit_sequence(body, seq.positions * unit, seq.joint_names, jmap, iterations=iterations)
+        poses.append(r.body_pose.astype(np.float32))
+        seq_ids.append(np.full(len(r.body_pose), k, np.int16))
+        names.append(seq.name)
+        report[seq.name] = {"frames": int(len(r.body_pose)), "fps": fps, "source": seq.source,
+                            "licence": seq.licence, "ik_mean_error_cm": round(r.mean_error_m * 100, 2),
+                            "ik_limb_error_cm": round(r.limb_error_m * 100, 2), "heldout": seq.name in HELDOUT,
+                            "seconds": round(time.time() - t, 1)}
+        print(f"{seq.name}: {len(r.body_pose)} frames, IK error {r.mean_error_m * 100:.2f} cm "
+              f"(limbs {r.limb_error_m * 100:.2f} cm)", flush=True)
+    seq = np.concatenate(seq_ids)
+    split = np.where(np.isin(np.array(names)[seq], HELDOUT), "heldout", "train")
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.npz")
+    np.savez_compressed(tmp, poses=np.concatenate(poses), sequence=seq, sequence_names=np.array(names),
+                        split=split, report_json=np.array(json.dumps(report)),
+                        attribution=np.array((Path(__file__).parent / "assets" / "ATTRIBUTION.md").read_text()))
+    os.replace(tmp, out)
+    return report
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="open mocap -> SMPL body poses (IK)")
+    ap.add_argument("--mocap", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mocap"))
+    ap.add_argument("--out", default=str(OPEN_POSES))
+    ap.add_argument("--fps", type=float, default=15.0)
+    a = ap.parse_args(argv)
+    rep = build(a.mocap, a.out, a.fps)
+    print(json.dumps(rep, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Gaussian-mixture pose prior (SMPLify's kind), fitted with scikit-learn.
+
+Saved as a plain ``.npz`` (means, covariances, weights, metadata JSON); SMPLify's own
+``gmm_08.pkl`` is read through the restricted unpickler. The negative log-likelihood is
+batched torch: ``nll(pose, mode='logsumexp')`` is exact; ``mode='max'`` is SMPLify's
+max-component form, min_k [−log w_k + ½ log det Σ_k + ½ (x−μ_k)ᵀ Σ_k⁻¹ (x−μ_k)].
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+class GMMPrior:
+    name = "gmm"
+    supports_latent = False
+
+    def __init__(self, means: np.ndarray, covars: np.ndarray, weights: np.ndarray, meta: dict | None = None,
+                 mode: str = "max"):
+        self.means = torch.as_tensor(means, dtype=torch.float32)  # (K, D)
+        cov = torch.as_tensor(covars, dtype=torch.float64)
+        L = torch.linalg.cholesky(cov)
+        self.prec_chol = torch.linalg.inv(L).transpose(1, 2).float()  # (K, D, D): Σ⁻¹ = P Pᵀ
+        self.log_det = (2 * torch.log(torch.diagonal(L, dim1=1, dim2=2)).sum(-1)).float()
+        self.log_w = torch.log(torch.as_tensor(weights, dtype=torch.float32))
+        self.meta = meta or {}
+        self.mode = mode
+        D = self.means.shape[1]
+        self.const = 0.5 * D * math.log(2 * math.pi)
+        self._weights = np.asarray(weights)
+
+    def component_nll(self, pose: torch.Tensor) -> torch.Tensor:
+        """(B, D) -> (B, K): −log w_k − log N(x; μ_k, Σ_k)."""
+        diff = pose[:, None, :] - self.means[None]  # (B, K, D)
+        m = torch.einsum("bkd,kde->bke", diff, self.prec_chol).pow(2).sum(-1)
+        return 0.5 * m + 0.5 * self.log_det + self.const - self.log_w
+
+    def nll(self, pose: torch.Tensor, mode: str | None = None) -> torch.Tensor:
+        """Negative log-likelihood of (B, 63) poses -> (B,)."""
+        c = self.component_nll(pose[:, :63])
+        if (mode or self.mode) == "max":
+            return c.min(-1).values
+        return -torch.logsumexp(-c, -1)
+
+    def mean_pose(self) -> torch.Tensor:
+        """Weighted mean of the component means (63,)."""
+        return (torch.as_tensor(self._weights, dtype=torch.float32)[:, None] * self.means).sum(0)
+
+    def sample(self, n: int, seed: int = 0) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        k = rng.choice(len(self._weights), n, p=self._weights / self._weights.sum())
+        cov = np.linalg.inv(np.einsum("kde,kfe->kdf", self.prec_chol.double().numpy(), self.prec_chol.double().numpy()))
+        return np.stack([rng.multivariate_normal(self.means[i].numpy(), cov[i]) for i in k]).astype(np.float32)
+
+    # ---- files ----------------------------------------------------------------------
+    @classmethod
+    def fit(cls, poses: np.ndarray, components: int = 8, seed: int = 0, meta: dict | None = None) -> "GMMPrior":
+        from sklearn.mixture import GaussianMixture
+
+        gm = GaussianMixture(components, covariance_type="full", reg_covar=1e-4, max_iter=500, n_init=2,
+                             random_state=seed).fit(poses)
+        meta = dict(meta or {}, components=components, samples=int(len(poses)), converged=bool(gm.converged_),
+                    joints="SMPL body joints 1-21 (63 axis-angle numbers)", date=time.strftime("%Y-%m-%d"),
+                    train_mean_loglik=float(gm.score(poses)))
+        return cls(gm.means_, gm.covariances_, gm.weights_, meta)
+
+    def save(self, path) -> Path:
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+        cov = np.linalg.inv(np.einsum("kde,kfe->kdf", self.prec_chol.double().numpy(), self.prec_chol.double().numpy()))
+        np.savez(tmp, means=self.means.numpy(), covars=cov, weights=self._weights, meta_json=np.array(json.dumps(self.meta)))
+        os.replace(tmp, path)  # a half-written file never replaces a good one
+        return path
+
+    @classmethod
+    def load(cls, path) -> "GMMPrior":
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: GMM prior file not found")
+        if path.suffix == ".pkl":  # SMPLify's gmm_08.pkl (means, covars, weights), never executed
+            from smplify.body.safe_pickle import safe_load_pickle
+
+            d = safe_load_pickle(path)
+            return cls(np.asarray(d["means"]), np.asarray(d["covars"]), np.asarray(d["weights"]),
+                       {"source": str(path), "kind": "SMPLify gmm_08"})
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta_json"])) if "meta_json" in z.files else {}
+            return cls(z["means"], z["covars"], z["weights"], meta)

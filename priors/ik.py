@@ -1,0 +1,101 @@
+"""Inverse kinematics: SMPL body poses from mocap joint *positions*, batched over frames.
+
+Per sequence, one shape (betas) and per frame a global orientation, 21 body-joint
+rotations and a translation are fitted (L-BFGS, strong-Wolfe line search) so the body
+model's joints match the mapped mocap joints; a small pose-magnitude term and a temporal
+smoothness term settle joints the markers do not determine. Global orientation starts from
+a Procrustes alignment of the torso.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import roma
+import torch
+
+from smplify.body import BodyModel
+from smplify.body.names import SMPL_JOINT_NAMES
+
+LIMB_JOINTS = ("left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "left_shoulder",
+               "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist")
+
+
+@dataclass
+class IKResult:
+    body_pose: np.ndarray  # (T, 63)
+    global_orient: np.ndarray  # (T, 3)
+    transl: np.ndarray  # (T, 3)
+    betas: np.ndarray  # (10,)
+    mean_error_m: float  # over all mapped joints (soft joints after their constant offsets)
+    limb_error_m: float  # over hips, knees, ankles, shoulders, elbows, wrists
+    per_joint_m: dict
+
+
+def _kabsch(src: torch.Tensor, dst: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Rotations (T, 3, 3) best mapping src (K, 3) onto dst (T, K, 3) (weighted, centred)."""
+    ws = w / w.sum()
+    s = src - (ws[:, None] * src).sum(0)
+    d = dst - (ws[None, :, None] * dst).sum(1, keepdim=True)
+    H = torch.einsum("k,ki,tkj->tij", ws, s, d)
+    U, _, Vt = torch.linalg.svd(H)
+    D = torch.diag_embed(torch.stack([torch.ones(len(H)), torch.ones(len(H)), torch.sign(torch.det(Vt.transpose(1, 2) @ U.transpose(1, 2)))], -1))
+    return Vt.transpose(1, 2) @ D @ U.transpose(1, 2)
+
+
+def fit_sequence(body: BodyModel, positions: np.ndarray, joint_names, joint_map: dict, iterations: int = 300,
+                 smooth: float = 1.0, pose_reg: float = 1e-3) -> IKResult:
+    """Fit SMPL to a (T, J, 3) joint-position sequence (metres, Y up)."""
+    smpl_idx, src_idx, w = [], [], []
+    names = list(joint_names)
+    for j, sname in enumerate(SMPL_JOINT_NAMES):
+        if sname in joint_map:
+            src, weight = joint_map[sname]
+            smpl_idx.append(j)
+            src_idx.append(names.index(src))
+            w.append(weight)
+    X = torch.tensor(positions[:, src_idx], dtype=torch.float32)  # (T, K, 3)
+    w = torch.tensor(w)
+    T = X.shape[0]
+    with torch.no_grad():
+        rest = body.joints_and_landmarks(torch.zeros(1, 3), torch.zeros(1, 63)).joints[0, smpl_idx]
+    R0 = _kabsch(rest, X, w)
+    go = roma.rotmat_to_rotvec(R0)
+    with torch.no_grad():
+        J0 = body.joints_and_landmarks(go, torch.zeros(T, 63)).joints[:, smpl_idx]
+    transl = ((X - J0) * (w / w.sum())[None, :, None]).sum(1)
+    # joints whose source definition differs from SMPL's (weight < 1) get a constant offset per
+    # sequence, expressed in the body's frame (rotated by the global orientation)
+    soft = (w < 1.0).float()[:, None]
+    params = [go.clone().requires_grad_(), torch.zeros(T, 63, requires_grad=True), transl.requires_grad_(),
+              torch.zeros(1, body.num_betas, requires_grad=True), torch.zeros(len(smpl_idx), 3, requires_grad=True)]
+    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=iterations, history_size=50, line_search_fn="strong_wolfe",
+                            tolerance_grad=1e-9, tolerance_change=1e-12)
+    wn = w / w.sum()
+
+    def predict(g, p, t, b, o):
+        J = body.joints_and_landmarks(g, p, b.expand(T, -1), t).joints[:, smpl_idx]
+        return J + torch.einsum("tij,kj->tki", roma.rotvec_to_rotmat(g), o * soft)
+
+    def loss_fn():
+        g, p, t, b, o = params
+        J = predict(g, p, t, b, o)
+        data = ((J - X).pow(2).sum(-1) * wn).sum(-1).mean()
+        reg = pose_reg * 1e-2 * p.pow(2).mean() + 1e-5 * b.pow(2).sum() + 1e-4 * o.pow(2).sum()
+        sm = smooth * 1e-2 * (p[1:] - p[:-1]).pow(2).mean() if T > 1 else 0.0
+        return data + reg + sm
+
+    def closure():
+        opt.zero_grad()
+        l = loss_fn()
+        l.backward()
+        return l
+
+    opt.step(closure)
+    g, p, t, b, o = [x.detach() for x in params]
+    with torch.no_grad():
+        err = (predict(g, p, t, b, o) - X).norm(dim=-1)  # (T, K)
+    mapped = [SMPL_JOINT_NAMES[j] for j in smpl_idx]
+    limb = [k for k, n in enumerate(mapped) if n in LIMB_JOINTS]
+    return IKResult(p.numpy(), g.numpy(), t.numpy(), b[0].numpy(), float(err.mean()), float(err[:, limb].mean()),
+                    {n: float(err[:, k].mean()) for k, n in enumerate(mapped)})
