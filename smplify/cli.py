@@ -15,6 +15,7 @@ SUBCOMMANDS = (
     "smplify.fit_cli",
     "smplify.keypoints.cli",
     "smplify.doctor",
+    "smplify.benchmark.cli",
     "priors.train",
 )
 

@@ -26,13 +26,16 @@ class Stage:
 
 def default_stages() -> Tuple[Stage, ...]:
     """SMPLify's staging: camera + orientation on the torso, then pose and shape with
-    prior weights decreasing stage by stage (SMPLify's 404² → 4.78² pose schedule)."""
+    prior weights decreasing stage by stage. The pose-prior weights follow SMPLify's
+    404² → 57.4² → 4.78² shape, scaled to our normalised-pixel data term and tuned on
+    *training* poses (``python -m benchmarks.tune_weights``: 0.1× was best for the GMM,
+    the VAE was flat across 0.03-1×)."""
     body = ("transl", "global_orient", "pose", "betas")
     return (
         Stage("camera", ("transl", "global_orient"), 30, depth=100.0, torso_only=True),
-        Stage("pose-1", body, 25, pose_prior=404.0 ** 2 / 1e3, shape=100.0, bend=10.0),
-        Stage("pose-2", body, 25, pose_prior=57.4 ** 2 / 1e2, shape=20.0, bend=5.0),
-        Stage("pose-3", body, 40, pose_prior=4.78 ** 2, shape=5.0, bend=1.0),
+        Stage("pose-1", body, 25, pose_prior=404.0 ** 2 / 1e4, shape=100.0, bend=10.0),
+        Stage("pose-2", body, 25, pose_prior=57.4 ** 2 / 1e3, shape=20.0, bend=5.0),
+        Stage("pose-3", body, 40, pose_prior=4.78 ** 2 / 10, shape=5.0, bend=1.0),
     )
 
 
