@@ -17,6 +17,7 @@ SUBCOMMANDS = (
     "smplify.doctor",
     "smplify.benchmark.cli",
     "priors.train",
+    "smplify.regressor.cli",
 )
 
 

@@ -39,6 +39,16 @@ def default_stages() -> Tuple[Stage, ...]:
     )
 
 
+def regressor_stages() -> Tuple[Stage, ...]:
+    """A shorter schedule for a regressor start: it is already near the answer."""
+    body = ("transl", "global_orient", "pose", "betas")
+    return (
+        Stage("camera", ("transl", "global_orient"), 10, depth=100.0, torso_only=True),
+        Stage("pose-2", body, 15, pose_prior=57.4 ** 2 / 1e3, shape=20.0, bend=5.0),
+        Stage("pose-3", body, 25, pose_prior=4.78 ** 2 / 10, shape=5.0, bend=1.0),
+    )
+
+
 @dataclass
 class FitConfig:
     """All knobs of a fit. Defaults are what `smplify fit` uses."""
@@ -54,12 +64,18 @@ class FitConfig:
     optimize_focal: bool = False
     flip_test: bool = True  # also fit the body turned 180° about the vertical axis, keep the better
     init: str = "mean"  # mean | regressor
+    regressor_path: Optional[str] = None  # regressor weights (default: the shipped ones)
     lbfgs_history: int = 50
     line_search_steps: int = 10
     ftol: float = 1e-6
     adam_lr: float = 0.03
     adam_iterations_factor: float = 4.0  # Adam runs this many times each stage's iteration count
     seed: int = 0
+
+    def __post_init__(self):
+        if self.init == "regressor" and self.stages == default_stages():
+            self.stages = regressor_stages()
+            self.flip_test = False  # the regressor decides which way the body faces
 
     def to_dict(self) -> dict:
         return asdict(self)

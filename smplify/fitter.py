@@ -83,9 +83,15 @@ def _rows(t: torch.Tensor, n: int) -> torch.Tensor:
 class Fitter:
     """Fits SMPL-format bodies to 2D keypoints. Load once, call :meth:`fit` many times."""
 
-    def __init__(self, body: BodyModel, config: FitConfig | None = None, prior=None):
+    def __init__(self, body: BodyModel, config: FitConfig | None = None, prior=None, regressor=None):
         self.body = body
         self.config = config or FitConfig()
+        self.regressor = regressor
+        if self.config.init == "regressor" and regressor is None:
+            from .regressor import load_regressor
+            from .regressor.cli import DEFAULT_WEIGHTS
+
+            self.regressor = load_regressor(self.config.regressor_path or DEFAULT_WEIGHTS, len(body.point_names))
         if prior is None:
             from priors import get_pose_prior
 
@@ -172,8 +178,33 @@ class Fitter:
         return {"index": index, "xy": xy, "w": w, "w_torso": w_torso, "scale": REFERENCE_SCALE / diag,
                 "focal": focal, "pp": pp, "visible": vis}
 
+    def _regressor_initial(self, batch, turned: bool) -> torch.Tensor:
+        """Start from the regressor's estimate (optionally turned 180° about the camera's vertical)."""
+        from .regressor.train import predict
+
+        p = predict(self.regressor, self.body, batch["index"], batch["xy"], batch["w"], batch["focal"], batch["pp"])
+        B = p["global_orient"].shape[0]
+        x = torch.zeros(B, self.dim)
+        go = p["global_orient"]
+        if turned:
+            import roma
+
+            Ry = roma.rotvec_to_rotmat(torch.tensor([0.0, math.pi, 0.0])).expand(B, 3, 3)
+            go = roma.rotmat_to_rotvec(Ry @ roma.rotvec_to_rotmat(go))
+        x[:, self.slices["global_orient"]] = go
+        x[:, self.slices["pose"]] = self.prior.encode_mean(p["body_pose"]) if self.latent else p["body_pose"]
+        x[:, self.slices["betas"]] = p["betas"][:, : self.body.num_betas]
+        x[:, self.slices["transl"]] = p["transl"]
+        bad = ~torch.isfinite(x).all(-1) | (x[:, 2] < 0.1)
+        x[bad] = 0
+        x[bad, 2] = 5.0
+        return x
+
     def _initial(self, inputs, batch, orient) -> torch.Tensor:
-        """Start: prior mean pose, mean shape, translation by similar triangles."""
+        """Start: prior mean pose, mean shape, translation by similar triangles (or the regressor)."""
+        if self.regressor is not None and self.config.init == "regressor":
+            with torch.no_grad():
+                return self._regressor_initial(batch, orient == TURNED_AROUND)
         B = len(inputs)
         x = torch.zeros(B, self.dim)
         x[:, self.slices["global_orient"]] = torch.tensor(orient)
