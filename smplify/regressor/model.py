@@ -103,7 +103,8 @@ def load_regressor(path, expected_points: Optional[int] = None) -> KeypointRegre
     path = Path(path)
     meta = json.loads(path.with_suffix(".json").read_text())
     model = KeypointRegressor(**meta["config"])
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict({k: v.float() for k, v in state.items()})
     if expected_points is not None and model.num_points != expected_points:
         raise ValueError(f"{path}: regressor made for {model.num_points} body points, model has {expected_points}")
     model.eval()

@@ -94,7 +94,7 @@ def save_regressor(model: KeypointRegressor, path, meta: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(model.state_dict(), tmp)
+    torch.save({k: v.half() for k, v in model.state_dict().items()}, tmp)  # float16 on disk: half the size
     os.replace(tmp, path)
     jtmp = path.with_suffix(".json.tmp")
     jtmp.write_text(json.dumps(dict(meta, config=model.config()), indent=2))
