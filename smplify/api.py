@@ -41,10 +41,10 @@ def _prior(name: str, path: Optional[str]):
 
 
 def make_fitter(prior: str = "gmm", model: Optional[str] = None, config: Optional[FitConfig] = None,
-                **overrides) -> Fitter:
+                gender: str = "neutral", **overrides) -> Fitter:
     """A :class:`Fitter` for a prior name ('none', 'gmm', 'vae') and a body model."""
     cfg = replace(config or FitConfig(), prior=prior, **overrides)
-    return Fitter(load_body(model), cfg, prior=_prior(cfg.prior, cfg.prior_path))
+    return Fitter(load_body(model, gender), cfg, prior=_prior(cfg.prior, cfg.prior_path))
 
 
 def keypoints_to_input(kps, body: BodyModel, camera: Optional[Camera] = None, focal: Optional[float] = None,

@@ -51,7 +51,7 @@ def run(args) -> int:
     cfg = config_from_args(args)
     t0 = time.perf_counter()
     try:
-        fitter = api.make_fitter(cfg.prior, args.model, cfg)
+        fitter = api.make_fitter(cfg.prior, args.model, cfg, gender=args.gender)
     except Exception as exc:  # model/prior files: one line, not a traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
