@@ -50,7 +50,7 @@ def sample_grid(path: Path, n: int = 6) -> None:
     plt.close(fig)
 
 
-def main():
+def main(argv=None):
     real = open_poses("heldout")
     rows, payload = [], {}
     for name in ("gmm", "vae", "bend", "none"):

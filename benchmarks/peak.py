@@ -2,9 +2,10 @@
 
     python -m benchmarks.peak smplify.cli fit photo.jpg --out out
 """
-import resource
 import runpy
 import sys
+
+from benchmarks.common import peak_rss_mb
 
 if __name__ == "__main__":
     module = sys.argv[1]
@@ -15,5 +16,5 @@ if __name__ == "__main__":
     except SystemExit as exc:
         code = exc.code or 0
     finally:
-        print(f"PEAK_RSS_MIB {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0:.1f}", file=sys.stderr)
+        print(f"PEAK_RSS_MIB {peak_rss_mb():.1f}", file=sys.stderr)
     sys.exit(code)

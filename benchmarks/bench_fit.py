@@ -1,0 +1,159 @@
+"""Fitting speed and memory, measured side by side in one run.
+
+    python -m benchmarks.bench_fit
+
+* median time per fit from keypoints, batch 1 (held-out synthetic cases, default config);
+* batched throughput at a large batch;
+* the same schedule with the body evaluated through smplx.SMPL's full-mesh forward
+  (landmarks gathered from its vertices), at batch 1 and 32, with the resulting errors;
+* `smplify fit photo.jpg` end to end, cold (a new process), with its peak memory;
+* pseudo-gt peak memory for 32 and 128 inputs (streaming: must not grow).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from smplify import api
+from smplify.benchmark.runner import evaluate_batch
+from smplify.benchmark.synthetic import make_cases
+from smplify.body.layer import BodyOutput
+from smplify.body.model_file import to_smplx_model
+from smplify.fitter import Fitter
+from smplify.keypoints.layouts import MEDIAPIPE33
+from smplify.keypoints.mapping import layout_targets
+
+from .common import markdown_table, peak_rss_mb, save
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class SmplxBody(torch.nn.Module):
+    """The same body through smplx.SMPL's full forward (every vertex, every iteration)."""
+
+    def __init__(self, ours):
+        super().__init__()
+        self.ours = ours
+        self.ref = to_smplx_model(ours.data)
+        for k in ("name", "num_betas", "landmark_names", "faces", "data", "point_names"):
+            setattr(self, k, getattr(ours, k))
+
+    def joints_and_landmarks(self, global_orient, body_pose, betas=None, transl=None):
+        bp = body_pose if body_pose.shape[1] == 69 else torch.cat([body_pose, body_pose.new_zeros(len(body_pose), 6)], 1)
+        o = self.ref(global_orient=global_orient, body_pose=bp, betas=betas, transl=transl)
+        L, K = self.ours.lm_weight.shape
+        lm = (o.vertices[:, self.ours.lm_vertex].view(-1, L, K, 3) * self.ours.lm_weight[None, :, :, None]).sum(2)
+        return BodyOutput(o.joints[:, :24], lm, o.vertices)
+
+    mesh = joints_and_landmarks
+
+
+def _time_fits(fitter, inputs, repeats):
+    ts = []
+    for inp in inputs[:repeats]:
+        t = time.perf_counter()
+        fitter.fit([inp])
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def _child_peak(args) -> tuple:
+    """Wall time and the child's own peak RSS for `python -m smplify.cli ARGS` in a new process."""
+    t = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "benchmarks.peak", "smplify.cli"] + args, cwd=ROOT, capture_output=True,
+                       text=True)
+    dt = time.perf_counter() - t
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr[-2000:])
+    peak = [l for l in r.stderr.splitlines() if l.startswith("PEAK_RSS_MIB")][-1].split()[1]
+    return dt, float(peak)
+
+
+def _coco(path: Path, n: int) -> None:
+    from smplify.keypoints.layouts import COCO17
+    from smplify.synth import sample_scenes
+    from priors.posedata import open_poses
+
+    body = api.load_body()
+    idx, _, _ = layout_targets(COCO17, body.landmark_names)
+    sc = sample_scenes(body, torch.tensor(open_poses("train")), n, torch.Generator().manual_seed(1))
+    anns = [{"id": i, "image_id": 1, "keypoints": np.concatenate([sc.uv[i, idx].numpy(), np.full((17, 1), 2.0)], 1)
+             .ravel().round(2).tolist()} for i in range(n)]
+    path.write_text(json.dumps({"images": [{"id": 1, "file_name": "s.jpg", "width": 1080, "height": 1920}],
+                                "annotations": anns}))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--large-batch", type=int, default=512)
+    a = ap.parse_args(argv)
+    body = api.load_body()
+    layout = layout_targets(MEDIAPIPE33, body.landmark_names)
+    cases = make_cases(body, layout, n=max(a.large_batch, 64), noise_levels=(3.0,), dropouts=(0.1,), seed=5)
+    inputs = [c.fit_input for c in cases]
+    yard = api._prior("gmm", None)
+    ours = api.make_fitter("gmm")
+    ref = Fitter(SmplxBody(body), ours.config, prior=ours.prior)
+    ours.fit(inputs[:1])
+    ref.fit(inputs[:1])
+    rows, payload = [], {}
+    t_ours1 = _time_fits(ours, inputs, a.repeats)
+    t_ref1 = _time_fits(ref, inputs, max(3, a.repeats // 3))
+    rows.append(["time per fit, batch 1 (median)", f"{t_ours1 * 1000:.0f} ms", f"{t_ref1 * 1000:.0f} ms",
+                 f"{t_ref1 / t_ours1:.1f}×"])
+    sub = cases[:32]
+    t = time.perf_counter()
+    r_ours = evaluate_batch(ours, sub, "ours", yard)
+    t_o32 = (time.perf_counter() - t) / len(sub)
+    t = time.perf_counter()
+    r_ref = evaluate_batch(ref, sub, "smplx", yard)
+    t_r32 = (time.perf_counter() - t) / len(sub)
+    rows.append(["time per fit, batch 32", f"{t_o32 * 1000:.1f} ms", f"{t_r32 * 1000:.1f} ms", f"{t_r32 / t_o32:.1f}×"])
+    pa = lambda r: np.mean([x["pa_mpjpe_mm"] for x in r])
+    px = lambda r: np.mean([x["reproj_px"] for x in r])
+    rows.append(["result (batch 32): PA-MPJPE / 2D error", f"{pa(r_ours):.1f} mm / {px(r_ours):.2f} px",
+                 f"{pa(r_ref):.1f} mm / {px(r_ref):.2f} px", "equal result"])
+    t = time.perf_counter()
+    ours.fit(inputs[: a.large_batch])
+    thr = a.large_batch / (time.perf_counter() - t)
+    rows.append([f"throughput, batch {a.large_batch}", f"{thr:.0f} fits/s", "-", "-"])
+    reg = api.make_fitter("gmm", init="regressor")
+    reg.fit(inputs[:1])
+    t_reg1 = _time_fits(reg, inputs, a.repeats)
+    t = time.perf_counter()
+    reg.fit(inputs[: a.large_batch])
+    thr_reg = a.large_batch / (time.perf_counter() - t)
+    rows.append(["with --init regressor: batch 1 / throughput", f"{t_reg1 * 1000:.0f} ms / {thr_reg:.0f} fits/s", "-", "-"])
+    peak_in_process = peak_rss_mb()
+    with tempfile.TemporaryDirectory() as d:
+        cold, cold_peak = _child_peak(["fit", "examples/images/pose2sim_balance.jpg", "--out", d])
+        rows.append(["`smplify fit photo.jpg`, cold, end to end", f"{cold:.2f} s (peak {cold_peak:.0f} MiB)", "-", "-"])
+        peaks = {}
+        for n in (32, 128):
+            _coco(Path(d) / f"c{n}.json", n)
+            _, peaks[n] = _child_peak(["pseudo-gt", f"{d}/c{n}.json", "--out", f"{d}/pg{n}", "--batch", "16"])
+        rows.append(["pseudo-gt peak memory, 32 vs 128 inputs", f"{peaks[32]:.0f} / {peaks[128]:.0f} MiB", "-", "-"])
+    payload.update(batch1_ms=t_ours1 * 1000, smplx_batch1_ms=t_ref1 * 1000, batch32_ms=t_o32 * 1000,
+                   smplx_batch32_ms=t_r32 * 1000, throughput=thr, regressor_batch1_ms=t_reg1 * 1000,
+                   regressor_throughput=thr_reg, cold_s=cold, cold_peak_mb=cold_peak, pseudo_gt_peak_mb=peaks,
+                   pa_ours=pa(r_ours), pa_smplx=pa(r_ref), peak_rss_mb=peak_in_process)
+    table = markdown_table(["measure", "ours (joints path)", "smplx full mesh, same schedule", "ratio"], rows)
+    table += (f"\n\nDefault config (GMM prior, L-BFGS, flip test), held-out synthetic cases (3 px noise, 10 % dropout); "
+              f"cold runs and pseudo-gt are new processes, each reporting its own peak RSS; this process's peak RSS "
+              f"{peak_in_process:.0f} MiB.")
+    save("fit", payload, table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
