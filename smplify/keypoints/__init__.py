@@ -1,4 +1,12 @@
-"""2D keypoints: one canonical representation that every reader returns and the fitter takes."""
+"""2D keypoints: one canonical representation that every reader returns and the fitter takes.
+
+* :class:`Keypoints2D` — one person: layout, names, pixels, confidence, image size, source;
+  files with several people give a ``list`` of them.
+* :func:`validate_keypoints` / :meth:`Keypoints2D.validate` — raise a one-line
+  :class:`KeypointError` (a ``ValueError``) naming the file.
+* :mod:`.detect` (MediaPipe on photos), :mod:`.readers` (our JSON, OpenPose, COCO, arrays),
+  :mod:`.mapping` (keypoint -> SMPL joint / surface landmark, with weights), :mod:`.draw`, :mod:`.cli`.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -11,12 +19,20 @@ class KeypointError(ValueError):
     """Keypoints the fitter cannot use (wrong schema/count, NaN, negative, no confidence)."""
 
 
-@dataclass
+def one_line(text) -> str:
+    """Error text on one line (Pillow/JSON messages may carry newlines)."""
+    return " ".join(str(text).split())
+
+
+@dataclass(eq=False)  # arrays inside: compare fields explicitly, not with ==
 class Keypoints2D:
     """One person's 2D keypoints.
 
-    layout: layout name (see :mod:`smplify.keypoints.layouts`); names: (N,) keypoint names;
-    xy: (N, 2) pixels; confidence: (N,) in [0, 1] (0 = missing); image_size: (width, height).
+    layout: layout name (see :mod:`smplify.keypoints.layouts`); names: (N,) keypoint names in the
+    layout's order; xy: (N, 2) float pixels (x right, y down, origin at the top-left corner of the
+    photo after EXIF rotation); confidence: (N,) in [0, 1], 0 = missing; image_size: (width, height);
+    image_path: the photo, if known; bbox: (x0, y0, x1, y1) the person's box, if known;
+    source: the detector or file format; meta: anything else (raw visibility, annotation id...).
     """
 
     layout: str
@@ -29,27 +45,59 @@ class Keypoints2D:
     source: str = ""
     meta: dict = field(default_factory=dict)
 
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def visible(self, min_confidence: float = 0.5) -> np.ndarray:
+        """(N,) bool: keypoints at or above ``min_confidence``."""
+        return np.asarray(self.confidence) >= min_confidence
+
     def validate(self, where: str = "") -> "Keypoints2D":
         """Raise :class:`KeypointError` (one line, naming ``where``) if unusable; return self."""
-        w = f"{where}: " if where else ""
-        n = len(self.names)
-        xy = np.asarray(self.xy, np.float64)
-        conf = np.asarray(self.confidence, np.float64)
-        if xy.shape != (n, 2) or conf.shape != (n,):
-            raise KeypointError(f"{w}expected {n} keypoints for layout {self.layout}, got xy {xy.shape}, "
-                                f"confidence {conf.shape}")
-        if not np.isfinite(xy).all() or not np.isfinite(conf).all():
-            raise KeypointError(f"{w}keypoints contain NaN or infinite values")
-        if ((xy < 0).any(1) & (conf > 0)).any():
-            bad = [self.names[i] for i in np.where((xy < 0).any(1) & (conf > 0))[0]][:3]
-            raise KeypointError(f"{w}negative pixel coordinates for confident keypoints ({', '.join(bad)})")
-        if (conf < 0).any() or (conf > 1.0 + 1e-6).any():
-            raise KeypointError(f"{w}confidence outside [0, 1]")
-        if not (conf > 0).any():
-            raise KeypointError(f"{w}all keypoint confidences are zero (nobody to fit)")
-        if self.image_size is None or min(self.image_size) <= 0:
-            raise KeypointError(f"{w}image size unknown or invalid: {self.image_size}")
-        return self
+        return validate_keypoints(self, where)
 
 
-__all__ = ["Keypoints2D", "KeypointError"]
+def validate_keypoints(kps: Keypoints2D, where: str = "") -> Keypoints2D:
+    """Check a person's keypoints; raise a one-line :class:`KeypointError` naming ``where``.
+
+    Checked: count matches the layout; xy and confidence finite; no negative pixel coordinates
+    on a keypoint that has confidence (a point with confidence 0 is missing, its xy is ignored:
+    MediaPipe guesses off-image points); confidence within [0, 1]; not all zero; image size known.
+    """
+    w = f"{where or kps.image_path or 'keypoints'}: "
+    names = tuple(kps.names)
+    n = len(names)
+    try:
+        from .layouts import LAYOUTS
+
+        expected = LAYOUTS.get(kps.layout)
+    except ImportError:  # pragma: no cover
+        expected = None
+    if expected is not None and len(expected) != n:
+        raise KeypointError(f"{w}expected {len(expected)} keypoints for layout {kps.layout}, got {n}")
+    try:
+        xy = np.asarray(kps.xy, np.float64)
+        conf = np.asarray(kps.confidence, np.float64)
+    except (TypeError, ValueError) as exc:
+        raise KeypointError(f"{w}keypoints are not numbers ({one_line(exc)})") from None
+    if xy.shape != (n, 2) or conf.shape != (n,):
+        raise KeypointError(f"{w}expected {n} keypoints for layout {kps.layout}, got xy {xy.shape}, "
+                            f"confidence {conf.shape}")
+    if not np.isfinite(xy).all() or not np.isfinite(conf).all():
+        bad = [names[i] for i in np.where(~(np.isfinite(xy).all(1) & np.isfinite(conf)))[0]][:3]
+        raise KeypointError(f"{w}keypoints contain NaN or infinite values ({', '.join(bad)})")
+    if (conf < 0).any() or (conf > 1.0 + 1e-6).any():
+        raise KeypointError(f"{w}confidence outside [0, 1] (min {conf.min():.3g}, max {conf.max():.3g})")
+    neg = (xy < 0).any(1) & (conf > 0)
+    if neg.any():
+        bad = [names[i] for i in np.where(neg)[0]][:3]
+        raise KeypointError(f"{w}negative pixel coordinates for keypoints with confidence > 0 ({', '.join(bad)})")
+    if not (conf > 0).any():
+        raise KeypointError(f"{w}all keypoint confidences are zero (nobody to fit)")
+    size = kps.image_size
+    if size is None or len(size) != 2 or min(size) <= 0:
+        raise KeypointError(f"{w}image size unknown or invalid: {size}")
+    return kps
+
+
+__all__ = ["Keypoints2D", "KeypointError", "validate_keypoints", "one_line"]

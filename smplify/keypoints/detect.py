@@ -1,33 +1,75 @@
-"""MediaPipe pose detection on photos (offline: mediapipe 0.10.21 ships pose_landmark_full).
+"""MediaPipe pose detection on photos, offline.
 
-Only ``model_complexity=1`` is used: the lite and heavy models are not in the wheel and
-would be downloaded, which this package never does.
+mediapipe 0.10.21 ships the ``pose_landmark_full`` model (``model_complexity=1``) inside its
+wheel; the lite (0) and heavy (2) models are not shipped and MediaPipe would download them, so
+this module only ever builds ``Pose(static_image_mode=True, model_complexity=1)``.
+
+MediaPipe Pose finds one person per call: the one its person detector scores highest (in
+practice the largest, most central, least occluded). To pick another person, pass
+``bbox=(x0, y0, x1, y1)``: the box, grown by a margin, is cropped, detected on, and the points
+are mapped back to full-photo pixels.
+
+Errors are one line, name the file, and are :class:`DetectionError` (a :class:`KeypointError`,
+so a ``ValueError``): missing file, not an image, truncated/corrupt image, nobody found.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
+import sys
+import threading
 import time
 from pathlib import Path
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from . import Keypoints2D, KeypointError
+from . import KeypointError, Keypoints2D, one_line
 from .layouts import MEDIAPIPE33
 
-DETECTOR = "mediapipe 0.10.21 pose_landmark_full (model_complexity=1)"
 FORMAT = "smplify-keypoints/1"
+MODEL = "pose_landmark_full"
+MODEL_COMPLEXITY = 1  # the only model in the wheel; 0 and 2 would be downloaded
 
 
 class DetectionError(KeypointError):
     """A photo the detector cannot use: missing, not an image, truncated, or nobody in it."""
 
 
-def load_image(path) -> np.ndarray:
-    """RGB uint8 (H, W, 3) with EXIF orientation applied; one-line :class:`DetectionError` otherwise."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+def _mediapipe_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("mediapipe")
+    except Exception:  # pragma: no cover - metadata missing
+        return "unknown"
+
+
+#: detector name/version written into every detection JSON
+DETECTOR = f"mediapipe {_mediapipe_version()} {MODEL}"
+
+
+def _exif_transposes() -> dict:
+    from PIL import Image
+
+    T = Image.Transpose
+    return {2: T.FLIP_LEFT_RIGHT, 3: T.ROTATE_180, 4: T.FLIP_TOP_BOTTOM, 5: T.TRANSPOSE, 6: T.ROTATE_270,
+            7: T.TRANSVERSE, 8: T.ROTATE_90}
+
+
+_EXIF_TRANSPOSE = _exif_transposes()
+
+
+def _read_rgb(path, min_side: Optional[int] = None) -> Tuple[np.ndarray, Tuple[int, int]]:
+    """(RGB uint8 array, full (width, height) after EXIF rotation).
+
+    With ``min_side``, a photo whose long side is at least twice ``min_side`` is decoded at a
+    reduced size (JPEG: DCT scaling via ``draft``, nearly free; others: ``reduce``) whose long
+    side stays >= ``min_side``; the caller maps pixels back with the returned full size.
+    """
+    from PIL import Image, UnidentifiedImageError
 
     p = Path(path)
     if not p.exists():
@@ -36,89 +78,223 @@ def load_image(path) -> np.ndarray:
         raise DetectionError(f"{p}: is a folder, not an image")
     try:
         with Image.open(p) as im:
-            im.load()  # raises on truncated files
-            im = ImageOps.exif_transpose(im)
-            return np.asarray(im.convert("RGB"))
+            W, H = im.size
+            k = 1
+            if min_side:
+                while max(W, H) >= 2 * k * min_side and k < 8:
+                    k *= 2
+            if k > 1 and im.format == "JPEG":
+                im.draft("RGB", (-(-W // k), -(-H // k)))
+                k = 1
+            orient = im.getexif().get(0x0112, 1)
+            im.load()  # decodes everything now: raises on truncated or corrupt data
+            if k > 1:
+                im = im.reduce(k)
+            if orient in (5, 6, 7, 8):
+                W, H = H, W
+            if orient in _EXIF_TRANSPOSE:  # as ImageOps.exif_transpose, also on the reduced copy
+                im = im.transpose(_EXIF_TRANSPOSE[orient])
+            rgb = np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
     except UnidentifiedImageError:
         raise DetectionError(f"{p}: not an image (unrecognised format)") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise DetectionError(f"{p}: unreadable or truncated image ({exc})") from None
+    except Image.DecompressionBombError as exc:
+        raise DetectionError(f"{p}: image too large ({one_line(exc)})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise DetectionError(f"{p}: unreadable or truncated image ({one_line(exc)})") from None
+    if rgb.ndim != 3 or min(rgb.shape[:2]) < 2:
+        raise DetectionError(f"{p}: image is empty ({W}x{H})")
+    return rgb, (W, H)
+
+
+def load_image(path) -> np.ndarray:
+    """RGB uint8 (H, W, 3), EXIF orientation applied; one-line :class:`DetectionError` otherwise.
+
+    Truncated files raise (``ImageFile.LOAD_TRUNCATED_IMAGES`` is left False on purpose: a
+    half-decoded photo gives silently wrong keypoints).
+    """
+    return _read_rgb(path)[0]
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Silence MediaPipe's native start-up chatter (TFLite/absl write to fd 2 directly)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no real fd 2 (embedded interpreters)
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+_lock = threading.Lock()  # one MediaPipe graph, not re-entrant
+_warm = [False]
 
 
 @functools.lru_cache(maxsize=1)
 def _pose():
-    import mediapipe as mp
+    with _quiet_native_stderr():
+        import mediapipe as mp
 
-    return mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1, enable_segmentation=False,
-                                  min_detection_confidence=0.5)
+        return mp.solutions.pose.Pose(static_image_mode=True, model_complexity=MODEL_COMPLEXITY,
+                                      enable_segmentation=False, min_detection_confidence=0.5)
 
 
 def detect_array(rgb: np.ndarray, where: str = "image") -> Tuple[np.ndarray, np.ndarray]:
-    """MediaPipe on an RGB array: (33, 2) pixels and (33,) visibility. Raises if nobody is found."""
+    """MediaPipe on an RGB uint8 array: (33, 2) pixels and (33,) visibility. Raises if nobody is found."""
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise DetectionError(f"{where}: expected an RGB image (H, W, 3), got {rgb.shape}")
     h, w = rgb.shape[:2]
-    res = _pose().process(np.ascontiguousarray(rgb))
+    pose = _pose()
+    with _lock:
+        if not _warm[0]:
+            with _quiet_native_stderr():
+                res = pose.process(rgb)
+            _warm[0] = True
+        else:
+            res = pose.process(rgb)
     if res.pose_landmarks is None:
         raise DetectionError(f"{where}: nobody found")
     lm = res.pose_landmarks.landmark
-    xy = np.array([[p.x * w, p.y * h] for p in lm], np.float32)
-    vis = np.array([p.visibility for p in lm], np.float32)
+    xy = np.array([[p.x * w, p.y * h] for p in lm], np.float64)
+    vis = np.array([p.visibility for p in lm], np.float64)
+    if xy.shape != (33, 2):  # pragma: no cover - another mediapipe build
+        raise DetectionError(f"{where}: detector returned {len(lm)} landmarks, expected 33")
     return xy, vis
 
 
-def detect_image(path, bbox: Optional[Sequence[float]] = None, margin: float = 0.15) -> Keypoints2D:
-    """Detect the person in a photo (by default the most prominent one; ``bbox`` = x0,y0,x1,y1
-    selects a person: the box, grown by ``margin``, is cropped, detected, and mapped back).
+def _crop_box(bbox, W: int, H: int, margin: float, where) -> Tuple[int, int, int, int]:
+    try:
+        bx0, by0, bx1, by1 = [float(v) for v in bbox]
+    except (TypeError, ValueError):
+        raise DetectionError(f"{where}: bbox must be 4 numbers x0,y0,x1,y1, got {bbox!r}") from None
+    if not (np.isfinite([bx0, by0, bx1, by1]).all() and bx1 > bx0 and by1 > by0):
+        raise DetectionError(f"{where}: invalid bbox {bbox} (need x0 < x1 and y0 < y1)")
+    mx, my = (bx1 - bx0) * margin, (by1 - by0) * margin
+    x0, y0 = int(max(0, np.floor(bx0 - mx))), int(max(0, np.floor(by0 - my)))
+    x1, y1 = int(min(W, np.ceil(bx1 + mx))), int(min(H, np.ceil(by1 + my)))
+    if x1 - x0 < 16 or y1 - y0 < 16:
+        raise DetectionError(f"{where}: bbox {tuple(bbox)} lies outside the {W}x{H} image or is too small")
+    return x0, y0, x1, y1
 
-    Points outside the photo keep MediaPipe's guess for xy but get confidence 0: they are
-    not seen, so the fitter leaves those limbs to the prior.
-    """
-    rgb = load_image(path)
+
+def detect_rgb(rgb: np.ndarray, bbox: Optional[Sequence[float]] = None, margin: float = 0.15,
+               min_visibility: float = 0.0, where: str = "image", image_path=None) -> Keypoints2D:
+    """:func:`detect_image` on an RGB array already in memory."""
     H, W = rgb.shape[:2]
     x0 = y0 = 0
     crop = rgb
     if bbox is not None:
-        bx0, by0, bx1, by1 = [float(v) for v in bbox]
-        if not (bx1 > bx0 and by1 > by0):
-            raise DetectionError(f"{path}: invalid --bbox {bbox} (need x0<x1, y0<y1)")
-        mx, my = (bx1 - bx0) * margin, (by1 - by0) * margin
-        x0, y0 = int(max(0, bx0 - mx)), int(max(0, by0 - my))
-        x1, y1 = int(min(W, bx1 + mx)), int(min(H, by1 + my))
-        if x1 - x0 < 8 or y1 - y0 < 8:
-            raise DetectionError(f"{path}: --bbox {bbox} lies outside the image")
+        x0, y0, x1, y1 = _crop_box(bbox, W, H, margin, where)
         crop = rgb[y0:y1, x0:x1]
-    xy, vis = detect_array(crop, str(path))
-    xy = xy + np.array([x0, y0], np.float32)
+    xy, vis = detect_array(crop, where)
+    xy = xy + np.array([x0, y0], np.float64)
     inside = (xy[:, 0] >= 0) & (xy[:, 0] < W) & (xy[:, 1] >= 0) & (xy[:, 1] < H)
-    conf = np.where(inside, np.clip(vis, 0.0, 1.0), 0.0).astype(np.float32)
-    kps = Keypoints2D("mediapipe33", MEDIAPIPE33, xy, conf, (W, H), str(path),
-                      tuple(float(v) for v in bbox) if bbox is not None else None, DETECTOR,
-                      {"visibility": vis.tolist()})
-    return kps.validate(str(path))
+    conf = np.where(inside, np.clip(vis, 0.0, 1.0), 0.0)
+    conf = np.where(conf >= min_visibility, conf, 0.0)
+    if not (conf > 0).any():
+        raise DetectionError(f"{where}: nobody found (no keypoint with visibility >= {min_visibility:g})")
+    meta = {"visibility": [round(float(v), 4) for v in vis], "min_visibility": float(min_visibility)}
+    if bbox is not None:
+        meta["crop"] = [x0, y0, x1, y1]
+    kps = Keypoints2D("mediapipe33", MEDIAPIPE33, xy.astype(np.float32), conf.astype(np.float32), (W, H),
+                      str(image_path) if image_path is not None else None,
+                      tuple(float(v) for v in bbox) if bbox is not None else None, DETECTOR, meta)
+    return kps.validate(where)
 
 
-def to_json(kps: Keypoints2D) -> dict:
-    """Our detection JSON: image, size, layout, detector, and each keypoint in pixels with visibility."""
-    vis = kps.meta.get("visibility", kps.confidence.tolist())
-    return {
-        "format": FORMAT, "image": kps.image_path, "image_size": list(kps.image_size), "layout": kps.layout,
-        "detector": kps.source,
-        "people": [{"bbox": list(kps.bbox) if kps.bbox else None, "keypoints": [
+#: photos are decoded for detection at a reduced size whose long side stays >= this
+#: (MediaPipe looks at a 224 px view of the photo and a 256 px crop of the person)
+DETECT_MIN_SIDE = 960
+#: ... unless the person found there spans fewer pixels than this (MediaPipe's landmark model
+#: works on a 256 px crop, so below that the full photo has detail to add): then the
+#: photo is decoded in full and detection runs again
+MIN_PERSON_PX = 256
+
+
+def detect_image(path, bbox: Optional[Sequence[float]] = None, margin: float = 0.15,
+                 min_visibility: float = 0.0) -> Keypoints2D:
+    """Detect the person in a photo -> :class:`Keypoints2D` (layout ``mediapipe33``, full-photo pixels).
+
+    ``bbox`` = (x0, y0, x1, y1) selects a person (crop grown by ``margin`` of its size on each side);
+    without it MediaPipe takes the most prominent person. ``confidence`` is MediaPipe's visibility,
+    set to 0 for points outside the photo (MediaPipe still guesses where they are; their xy stay
+    finite but the fitter must not use them) and for points below ``min_visibility``.
+
+    Large photos (long side >= 2 × :data:`DETECT_MIN_SIDE`) are decoded at a reduced size first
+    (JPEG DCT scaling: a phone photo decodes several times faster); if nobody is found there, or the person is small
+    in it, the full-size photo is used instead.
+    """
+    where = str(path)
+    if bbox is None:
+        small, (W, H) = _read_rgb(path, DETECT_MIN_SIDE)
+        h, w = small.shape[:2]
+        if (w, h) != (W, H):
+            try:
+                k = detect_rgb(small, None, margin, min_visibility, where=where, image_path=path)
+            except DetectionError:
+                k = None
+            if k is not None:
+                seen = k.xy[k.confidence > 0.5]
+                if len(seen) >= 2 and np.ptp(seen, axis=0).max() >= MIN_PERSON_PX:
+                    k.xy = (k.xy * np.array([W / w, H / h], np.float32)).astype(np.float32)
+                    k.image_size = (W, H)
+                    k.meta["detected_at"] = [w, h]
+                    return k.validate(where)
+    rgb = load_image(path)
+    return detect_rgb(rgb, bbox, margin, min_visibility, where=where, image_path=path)
+
+
+# ---------------------------------------------------------------- our detection JSON
+
+def to_json(people: Union[Keypoints2D, Sequence[Keypoints2D]]) -> dict:
+    """Our detection JSON: image path and size, layout, detector, per person each keypoint in pixels
+    with MediaPipe's raw ``visibility`` and the ``confidence`` the fitter uses."""
+    people = [people] if isinstance(people, Keypoints2D) else list(people)
+    if not people:
+        raise KeypointError("to_json: no people")
+    first = people[0]
+    out = []
+    for k in people:
+        vis = k.meta.get("visibility", None)
+        vis = list(vis) if vis is not None and len(vis) == len(k.names) else [float(c) for c in k.confidence]
+        out.append({"bbox": [round(float(v), 2) for v in k.bbox] if k.bbox else None, "keypoints": [
             {"name": n, "x": round(float(x), 2), "y": round(float(y), 2), "visibility": round(float(v), 4),
              "confidence": round(float(c), 4)}
-            for n, (x, y), v, c in zip(kps.names, kps.xy, vis, kps.confidence)]}],
-    }
+            for n, (x, y), v, c in zip(k.names, k.xy, vis, k.confidence)]})
+    return {"format": FORMAT, "image": first.image_path, "image_size": [int(v) for v in first.image_size],
+            "layout": first.layout, "detector": first.source or DETECTOR, "people": out}
 
 
-def write_json(kps: Keypoints2D, path) -> Path:
+def write_json(people: Union[Keypoints2D, Sequence[Keypoints2D]], path) -> Path:
+    """Write :func:`to_json` atomically (temp file + rename)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(to_json(kps), indent=1))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(to_json(people), indent=1))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
     return path
 
 
+def read_json(path) -> List[Keypoints2D]:
+    """Read our detection JSON back (same as :func:`smplify.keypoints.readers.read_keypoints`)."""
+    from .readers import read_keypoints
+
+    return read_keypoints(path)
+
+
 def median_detection_time(paths: Sequence, repeats: int = 5) -> float:
-    """Median seconds per detection after the first call (which loads the model)."""
+    """Median seconds per :func:`detect_image` after the first call (which loads the model)."""
     detect_image(paths[0])
     ts = []
     for _ in range(repeats):

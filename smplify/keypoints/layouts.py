@@ -1,4 +1,13 @@
-"""Keypoint layouts: names in each format's own order (snake_case, left/right from the person's view)."""
+"""Keypoint layouts: names in each format's own order (snake_case, left/right from the person's view).
+
+* ``mediapipe33`` — MediaPipe Pose / BlazePose landmarks 0..32 (``mediapipe.solutions.pose.PoseLandmark``);
+* ``openpose_body25`` — OpenPose BODY_25 (``pose_keypoints_2d`` with 25 × [x, y, c]);
+* ``openpose_coco18`` — OpenPose's COCO model (18 points: COCO-17 plus a neck, in OpenPose order);
+* ``coco17`` — COCO keypoint annotations (17 × [x, y, v]).
+
+The same body point has the same name in every layout, so one landmark table serves them all
+(:mod:`smplify.keypoints.mapping`).
+"""
 from __future__ import annotations
 
 MEDIAPIPE33 = (
@@ -46,8 +55,21 @@ EDGES = (
 )
 
 
+#: other spellings users type
+ALIASES = {"mediapipe": "mediapipe33", "blazepose": "mediapipe33", "coco": "coco17", "body25": "openpose_body25",
+           "body_25": "openpose_body25", "openpose": "openpose_body25", "coco18": "openpose_coco18",
+           "openpose_coco": "openpose_coco18"}
+
+
+def canonical_layout(layout: str) -> str:
+    """The layout's name in :data:`LAYOUTS` (accepts the :data:`ALIASES`); ``ValueError`` if unknown."""
+    key = str(layout).strip().lower().replace("-", "_")
+    key = ALIASES.get(key, key)
+    if key not in LAYOUTS:
+        raise ValueError(f"unknown keypoint layout {layout!r} (known: {', '.join(LAYOUTS)})")
+    return key
+
+
 def layout_names(layout: str) -> tuple:
-    try:
-        return LAYOUTS[layout]
-    except KeyError:
-        raise ValueError(f"unknown keypoint layout {layout!r} (known: {', '.join(LAYOUTS)})") from None
+    """Keypoint names of a layout, in its order."""
+    return LAYOUTS[canonical_layout(layout)]
