@@ -18,6 +18,7 @@ SUBCOMMANDS = (
     "smplify.benchmark.cli",
     "priors.train",
     "smplify.regressor.cli",
+    "smplify.pseudogt",
 )
 
 

@@ -1,0 +1,412 @@
+"""`smplify pseudo-gt`: a dataset of photos or keypoints in, SMPL pseudo-ground-truth out.
+
+Design
+------
+* Samples are enumerated lazily and deterministically (sorted paths; COCO annotations in
+  file order), each with a stable id. ``--shard K/N`` keeps every N-th sample from K.
+* Samples are fitted in fixed chunks of ``--batch`` consecutive samples, so a chunk always
+  holds the same samples and fits to the same numbers, however often the run is resumed.
+* Each sample is written as ``samples/<id>.npz`` then ``samples/<id>.json`` (the JSON last,
+  both by temp-file-and-rename): a sample with its JSON is finished, anything else is not.
+  A failed sample gets ``failed/<id>.json`` with the reason. A rerun skips finished and
+  failed samples, so a run killed at any moment (even SIGKILL) resumes to the same result.
+* Only one chunk is in memory: peak memory does not grow with the dataset.
+* At the end, ``consolidate`` stacks every finished sample (sorted by id) into
+  ``pseudo_gt.npz``, writes ``quality.csv``, ``accepted.txt``, ``rejected.csv`` (with the
+  reason), ``summary.json`` and ``quality_histograms.png``. ``smplify pseudo-gt-merge``
+  combines shard folders and consolidates them.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+import numpy as np
+
+from .api import IMAGE_SUFFIXES
+
+KEYPOINT_SUFFIXES = {".json", ".npz", ".npy"}
+
+
+@dataclass
+class Thresholds:
+    max_error: float = 0.05  # mean reprojection error / keypoint-box diagonal
+    max_nll: float = 0.0  # GMM negative log-likelihood of the body pose
+    min_keypoints: int = 8  # keypoints with confidence >= 0.3
+    require_converged: bool = False
+
+    def reasons(self, q: dict) -> List[str]:
+        r = []
+        if not np.isfinite(q["norm_error"]) or q["norm_error"] > self.max_error:
+            r.append(f"reprojection error {q['norm_error']:.3f} of the box > {self.max_error}")
+        if q["prior_nll"] > self.max_nll:
+            r.append(f"pose prior NLL {q['prior_nll']:.1f} > {self.max_nll}")
+        if q["confident_keypoints"] < self.min_keypoints:
+            r.append(f"{q['confident_keypoints']} confident keypoints < {self.min_keypoints}")
+        if self.require_converged and not q["converged"]:
+            r.append("did not converge")
+        if q.get("failed"):
+            r.append("optimisation diverged")
+        return r
+
+
+def _safe(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("_")[:180]
+
+
+def enumerate_samples(src: Path) -> Iterator[tuple]:
+    """(sample id, loader) in a fixed order. loader() -> Keypoints2D (raises on bad input)."""
+    from .keypoints.readers import iter_coco_people, read_keypoints
+
+    if src.is_file() and src.suffix == ".json":
+        d = json.loads(src.read_text())
+        if isinstance(d.get("annotations"), list):  # one COCO file, many people
+            for j, ann in enumerate(d["annotations"]):
+                sid = f"ann{ann.get('id', j)}"
+
+                def load(ann=ann):
+                    one = dict(d, annotations=[ann])
+                    k = next(iter(iter_coco_people(one, where=f"{src} annotation {ann.get('id', j)}")))
+                    return k.validate(f"{src} annotation {ann.get('id')}")
+
+                yield sid, load
+            return
+    if not src.is_dir():
+        raise ValueError(f"{src}: expected a folder of photos or keypoint files, or a COCO annotation file")
+    for p in sorted(src.rglob("*")):
+        if not p.is_file() or p.name.startswith("."):
+            continue
+        rel = str(p.relative_to(src))
+        if p.suffix.lower() in IMAGE_SUFFIXES:
+            from .keypoints.detect import detect_image
+
+            yield _safe(rel), (lambda p=p: detect_image(p))
+        elif p.suffix.lower() in KEYPOINT_SUFFIXES:
+            try:
+                n = len(read_keypoints(p, validate=False))
+            except Exception:
+                n = 1  # the loader will report why
+            for i in range(n):
+                yield _safe(rel + (f"_{i}" if n > 1 else "")), (lambda p=p, i=i: read_keypoints(p)[i])
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _quality(res, fit_input, nll: float) -> dict:
+    w = fit_input.confidence >= 0.3
+    xy = fit_input.xy[w]
+    diag = float(np.linalg.norm(xy.max(0) - xy.min(0))) if len(xy) > 1 else float("nan")
+    return {"mean_error_px": res.mean_error_px, "norm_error": res.mean_error_px / diag if diag > 0 else float("inf"),
+            "prior_nll": nll, "confident_keypoints": int(w.sum()), "converged": bool(res.converged),
+            "flipped": bool(res.flipped), "failed": bool(res.failed), "box_diagonal_px": diag}
+
+
+def run_pseudo_gt(src, out, prior: str = "gmm", batch: int = 64, shard=(0, 1), thresholds: Thresholds = Thresholds(),
+                  config=None, progress: bool = True, max_chunks: Optional[int] = None) -> dict:
+    """Fit every (unfinished) sample of the shard; then consolidate. Returns the summary."""
+    import torch
+    from tqdm import tqdm
+
+    from . import api
+    from .outputs.writers import result_arrays, result_report
+
+    src, out = Path(src), Path(out)
+    (out / "samples").mkdir(parents=True, exist_ok=True)
+    (out / "failed").mkdir(exist_ok=True)
+    for stale in list((out / "samples").glob(".*.tmp")) + list((out / "failed").glob(".*.tmp")):
+        stale.unlink()  # half-written files of a killed run: never read as finished
+    k, n = shard
+    samples = [s for i, s in enumerate(enumerate_samples(src)) if i % n == k]
+    done = lambda sid: (out / "samples" / f"{sid}.json").exists() or (out / "failed" / f"{sid}.json").exists()
+    fitter = api.make_fitter(prior, config=config) if config is None else api.make_fitter(prior, config=config)
+    yard = api._prior("gmm", None)
+    chunks = [samples[i : i + batch] for i in range(0, len(samples), batch)]
+    todo = [c for c in chunks if not all(done(sid) for sid, _ in c)]
+    t0 = time.time()
+    bar = tqdm(total=sum(len(c) for c in todo), desc="pseudo-gt", unit="sample", disable=not progress)
+    for ci, chunk in enumerate(todo):
+        if max_chunks is not None and ci >= max_chunks:
+            break
+        items, ids = [], []
+        for sid, load in chunk:
+            try:
+                kps = load()
+                items.append(api.keypoints_to_input(kps, fitter.body, tag=sid))
+                ids.append(sid)
+            except Exception as exc:  # bad photo / nobody / malformed entry: record and go on
+                if not done(sid):
+                    msg = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+                    _atomic_write(out / "failed" / f"{sid}.json",
+                                  lambda t, m=msg: Path(t).write_text(json.dumps({"id": sid, "reason": m})))
+        if items:
+            results = fitter.fit(items)
+            with torch.no_grad():
+                nll = yard.nll(torch.tensor(np.stack([r.body_pose[:63] for r in results]))).numpy()
+            for sid, it, res, nl in zip(ids, items, results, nll):
+                if done(sid):
+                    continue
+                q = _quality(res, it, float(nl))
+                arrays = dict(result_arrays(res, fitter.body.data.path), kp_index=it.index, kp_xy=it.xy,
+                              kp_confidence=it.confidence, kp_weight=it.weight)
+                _atomic_write(out / "samples" / f"{sid}.npz", lambda t, a=arrays: np.savez(open(t, "wb"), **a))
+                rep = dict(result_report(res), id=sid, quality=q)
+                _atomic_write(out / "samples" / f"{sid}.json",
+                              lambda t, r=rep: Path(t).write_text(json.dumps(r, default=float)))
+        bar.update(len(chunk))
+    bar.close()
+    summary = consolidate(out, thresholds)
+    summary["fit_time_s"] = round(time.time() - t0, 2)
+    summary["throughput_samples_per_s"] = round(sum(len(c) for c in todo) / max(1e-9, time.time() - t0), 2)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def consolidate(out, thresholds: Thresholds = Thresholds()) -> dict:
+    """Stack finished samples (sorted by id) and sort them into accepted and rejected."""
+    out = Path(out)
+    ids = sorted(p.stem for p in (out / "samples").glob("*.json") if not p.name.startswith("."))
+    keys = ("global_orient", "body_pose", "betas", "transl", "focal_length", "principal_point", "image_size")
+    stacks = {k: [] for k in keys}
+    rows, rejected = [], []
+    for sid in ids:
+        rep = json.loads((out / "samples" / f"{sid}.json").read_text())
+        with np.load(out / "samples" / f"{sid}.npz", allow_pickle=False) as z:
+            for k in keys:
+                stacks[k].append(z[k].reshape(-1) if k in ("focal_length", "principal_point", "image_size") else z[k][0])
+        q = rep["quality"]
+        reasons = thresholds.reasons(q)
+        rows.append(dict(id=sid, image=rep.get("image"), accepted=int(not reasons), **q))
+        if reasons:
+            rejected.append((sid, "; ".join(reasons)))
+    failed = sorted((json.loads(p.read_text()) for p in (out / "failed").glob("*.json") if not p.name.startswith(".")),
+                    key=lambda d: d["id"])
+    arrays = {k: np.stack(v) if v else np.zeros((0,)) for k, v in stacks.items()}
+    arrays["ids"] = np.array(ids)
+    arrays["accepted"] = np.array([r["accepted"] for r in rows], bool)
+    for q in ("norm_error", "prior_nll", "confident_keypoints", "converged", "flipped"):
+        arrays[q] = np.array([r[q] for r in rows], float)
+    _atomic_write(out / "pseudo_gt.npz", lambda t: np.savez(open(t, "wb"), **arrays))
+
+    def write_csv(t):
+        with open(t, "w", newline="") as fh:
+            w = csv.DictWriter(fh, ["id", "image", "accepted", "mean_error_px", "norm_error", "box_diagonal_px",
+                                    "prior_nll", "confident_keypoints", "converged", "flipped", "failed"])
+            w.writeheader()
+            w.writerows(rows)
+
+    _atomic_write(out / "quality.csv", write_csv)
+    _atomic_write(out / "accepted.txt", lambda t: Path(t).write_text("".join(f"{r['id']}\n" for r in rows if r["accepted"])))
+
+    def write_rej(t):
+        with open(t, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["id", "reason"])
+            w.writerows(rejected + [(f["id"], "failed: " + f["reason"]) for f in failed])
+
+    _atomic_write(out / "rejected.csv", write_rej)
+    summary = {"samples": len(ids) + len(failed), "fitted": len(ids), "accepted": int(arrays["accepted"].sum()),
+               "rejected": len(rejected), "failed": len(failed), "thresholds": thresholds.__dict__,
+               "failures": failed[:20]}
+    _histograms(rows, out / "quality_histograms.png", thresholds)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _histograms(rows, path: Path, th: Thresholds) -> None:
+    if not rows:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 3, figsize=(12, 3.2))
+    for a, key, lim, lab in ((ax[0], "norm_error", th.max_error, "reprojection error / box diagonal"),
+                             (ax[1], "prior_nll", th.max_nll, "GMM pose NLL"),
+                             (ax[2], "confident_keypoints", th.min_keypoints, "confident keypoints")):
+        v = np.array([r[key] for r in rows], float)
+        a.hist(v[np.isfinite(v)], bins=30, color="#6d8fbf")
+        a.axvline(lim, color="r", ls="--", label="threshold")
+        a.set_xlabel(lab)
+        a.legend(fontsize=7)
+    fig.suptitle(f"{sum(r['accepted'] for r in rows)} accepted of {len(rows)} fitted")
+    fig.tight_layout()
+    _atomic_write(path, lambda t: fig.savefig(t, dpi=100, format="png"))
+    plt.close(fig)
+
+
+def merge(dirs, out, thresholds: Thresholds = Thresholds()) -> dict:
+    """Combine shard folders (each sample once) and consolidate."""
+    out = Path(out)
+    for sub in ("samples", "failed"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    for d in map(Path, dirs):
+        for sub in ("samples", "failed"):
+            for f in sorted((d / sub).glob("*")):
+                if f.name.startswith("."):
+                    continue
+                if f.suffix == ".npz" and not f.with_suffix(".json").exists():
+                    continue  # unfinished sample
+                dest = out / sub / f.name
+                if not dest.exists():
+                    shutil.copy2(f, dest)
+    return consolidate(out, thresholds)
+
+
+def refine_regressor(out, body, steps: int = 200, lr: float = 2e-5, seed: int = 0) -> dict:
+    """Fine-tune the regressor on the accepted fits (fits supervise the network); report its
+    benchmark error on held-out synthetic cases before and after."""
+    import torch
+
+    from .regressor import load_regressor
+    from .regressor.cli import DEFAULT_WEIGHTS
+    from .regressor.train import regression_loss, save_regressor
+
+    out = Path(out)
+    acc = [l.strip() for l in (out / "accepted.txt").read_text().splitlines() if l.strip()]
+    if not acc:
+        return {"refined": False, "reason": "no accepted samples"}
+    model = load_regressor(DEFAULT_WEIGHTS, len(body.point_names))
+    before = regressor_benchmark(model, body)
+    data = []
+    for sid in acc:
+        with np.load(out / "samples" / f"{sid}.npz", allow_pickle=False) as z:
+            data.append({k: z[k] for k in z.files if k not in ("body_model", "body_model_path", "prior", "camera_convention")})
+    M = max(len(d["kp_index"]) for d in data)
+    pad = lambda a, fill=0: np.concatenate([a, np.full((M - len(a),) + a.shape[1:], fill, a.dtype)])
+    index = torch.tensor(np.stack([pad(d["kp_index"]) for d in data]))
+    xy = torch.tensor(np.stack([pad(d["kp_xy"]) for d in data]))
+    w = torch.tensor(np.stack([pad(d["kp_confidence"] * d["kp_weight"] * (d["kp_confidence"] >= 0.3)) for d in data]))
+    focal = torch.tensor(np.stack([d["focal_length"] for d in data]))
+    pp = torch.tensor(np.stack([d["principal_point"] for d in data]))
+    target = {k: torch.tensor(np.stack([d[k][0] for d in data])) for k in ("global_orient", "betas", "transl")}
+    target["body_pose"] = torch.tensor(np.stack([d["body_pose"][0][:63] for d in data]))
+    from priors.posedata import open_poses
+
+    from .regressor.cli import layouts_for
+    from .regressor.train import synthetic_batch
+
+    model.train()
+    for p in model.parameters():
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    g = torch.Generator().manual_seed(seed)
+    train_poses, layouts = torch.tensor(open_poses("train")), layouts_for(body)
+    for _ in range(steps):
+        b = torch.randint(len(data), (min(64, len(data)),), generator=g)
+        terms = regression_loss(model, body, index[b], xy[b], w[b], focal[b], pp[b], {k: v[b] for k, v in target.items()})
+        # replay synthetic pairs in every step, so a small set of fits refines without forgetting
+        sc, si, sxy, sw = synthetic_batch(body, train_poses, layouts, 64, g)
+        syn = regression_loss(model, body, si, sxy, sw, sc.focal, sc.principal_point,
+                              {"global_orient": sc.global_orient, "body_pose": sc.body_pose, "betas": sc.betas,
+                               "transl": sc.transl})
+        loss = sum(terms.values()) + sum(syn.values())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    after = regressor_benchmark(model, body)
+    save_regressor(model, out / "regressor_refined.pt", dict(model.meta, refined_on=len(data), steps=steps))
+    return {"refined": True, "samples": len(data), "benchmark_pa_mpjpe_mm_before": before,
+            "benchmark_pa_mpjpe_mm_after": after, "weights": str(out / "regressor_refined.pt")}
+
+
+def regressor_benchmark(model, body, n: int = 60, seed: int = 0) -> float:
+    """Regressor-alone PA-MPJPE (mm) on held-out synthetic cases (MediaPipe layout, 3 px noise)."""
+    import torch
+
+    from .keypoints.layouts import MEDIAPIPE33
+    from .keypoints.mapping import layout_targets
+    from .metrics import pa_mpjpe
+    from .benchmark.synthetic import make_cases
+    from .regressor.train import predict
+
+    cases = make_cases(body, layout_targets(MEDIAPIPE33, body.landmark_names), n=n, noise_levels=(3.0,),
+                       dropouts=(0.1,), seed=seed)
+    fi = [c.fit_input for c in cases]
+    p = predict(model, body, torch.tensor(np.stack([f.index for f in fi])), torch.tensor(np.stack([f.xy for f in fi])),
+                torch.tensor(np.stack([f.confidence * f.weight for f in fi])),
+                torch.tensor([f.camera.focal for f in fi]), torch.tensor([f.camera.principal_point for f in fi]))
+    with torch.no_grad():
+        J = body.joints_and_landmarks(p["global_orient"], p["body_pose"], p["betas"], p["transl"]).joints
+    return float((pa_mpjpe(J, torch.tensor(np.stack([c.joints3d for c in cases]))) * 1000).mean())
+
+
+# ---- command line --------------------------------------------------------------------------
+def _thresholds(args) -> Thresholds:
+    return Thresholds(args.max_error, args.max_nll, args.min_keypoints, args.require_converged)
+
+
+def _add_thresholds(p) -> None:
+    p.add_argument("--max-error", type=float, default=0.05, help="max mean reprojection error / box diagonal")
+    p.add_argument("--max-nll", type=float, default=0.0, help="max GMM pose negative log-likelihood")
+    p.add_argument("--min-keypoints", type=int, default=8, help="min keypoints with confidence >= 0.3")
+    p.add_argument("--require-converged", action="store_true")
+
+
+def add_parser(sub) -> None:
+    from .fit_cli import add_fit_options
+
+    p = sub.add_parser("pseudo-gt", help="fit a dataset into SMPL pseudo-ground-truth (resumable, shardable)")
+    p.add_argument("input", help="folder of photos or keypoint files, or a COCO keypoint annotation file")
+    p.add_argument("--out", required=True)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--shard", default="0/1", help="K/N: this process fits samples K, K+N, K+2N, ... (0 <= K < N)")
+    p.add_argument("--refine-regressor", action="store_true", help="fine-tune the regressor on the accepted fits")
+    _add_thresholds(p)
+    add_fit_options(p)
+    p.set_defaults(func=run)
+    m = sub.add_parser("pseudo-gt-merge", help="combine pseudo-gt shard folders")
+    m.add_argument("dirs", nargs="+")
+    m.add_argument("--out", required=True)
+    _add_thresholds(m)
+    m.set_defaults(func=run_merge)
+
+
+def run(args) -> int:
+    from .fit_cli import config_from_args
+
+    try:
+        k, n = (int(v) for v in args.shard.split("/"))
+        assert 0 <= k < n
+    except (ValueError, AssertionError):
+        print(f"error: --shard must be K/N with 0 <= K < N, got {args.shard!r}", file=sys.stderr)
+        return 2
+    src = Path(args.input)
+    if not src.exists():
+        print(f"error: {src}: not found", file=sys.stderr)
+        return 2
+    cfg = config_from_args(args)
+    s = run_pseudo_gt(src, args.out, cfg.prior, args.batch, (k, n), _thresholds(args), cfg)
+    print(f"{s['samples']} samples: {s['accepted']} accepted, {s['rejected']} rejected, {s['failed']} failed "
+          f"({s['throughput_samples_per_s']} samples/s); outputs in {args.out}/")
+    if args.refine_regressor:
+        from . import api
+
+        r = refine_regressor(args.out, api.load_body())
+        (Path(args.out) / "refine_regressor.json").write_text(json.dumps(r, indent=2))
+        if r.get("refined"):
+            print(f"regressor refined on {r['samples']} fits: benchmark PA-MPJPE "
+                  f"{r['benchmark_pa_mpjpe_mm_before']:.1f} -> {r['benchmark_pa_mpjpe_mm_after']:.1f} mm")
+        else:
+            print(f"regressor not refined: {r['reason']}")
+    return 0
+
+
+def run_merge(args) -> int:
+    s = merge(args.dirs, args.out, _thresholds(args))
+    print(f"merged {len(args.dirs)} folders: {s['samples']} samples, {s['accepted']} accepted, "
+          f"{s['rejected']} rejected, {s['failed']} failed; outputs in {args.out}/")
+    return 0
