@@ -8,17 +8,26 @@ import numpy as np
 
 
 def write_obj(path, vertices: np.ndarray, faces: np.ndarray) -> Path:
+    """Write a triangle mesh as OBJ (1-based faces, 6 decimals), atomically."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as fh:
-        fh.write("# smplify posed mesh, camera coordinates (OpenCV: x right, y down, z forward), metres\n")
-        np.savetxt(fh, np.asarray(vertices, np.float64), fmt="v %.6f %.6f %.6f")
-        np.savetxt(fh, np.asarray(faces, np.int64) + 1, fmt="f %d %d %d")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as fh:
+            fh.write("# smplify posed mesh, camera coordinates "
+                     "(OpenCV: x right, y down, z forward), metres\n")
+            np.savetxt(fh, np.asarray(vertices, np.float64).reshape(-1, 3), fmt="v %.6f %.6f %.6f")
+            np.savetxt(fh, np.asarray(faces, np.int64).reshape(-1, 3) + 1, fmt="f %d %d %d")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
     return path
 
 
 def read_obj(path):
+    """(vertices (V, 3) float64, faces (F, 3) int64, 0-based) from an OBJ file.
+
+    Only the first three corners of each face are read."""
     v, f = [], []
     for line in Path(path).read_text().splitlines():
         if line.startswith("v "):
