@@ -8,4 +8,4 @@ if __name__ == "__main__":
     only = sys.argv[1:] or BENCHES
     for name in only:
         print(f"== {name}", flush=True)
-        importlib.import_module(f"benchmarks.{name}").main([])
+        importlib.import_module(f"benchmarks.{name}").main(["--save"] if name == "bench_detect" else [])
