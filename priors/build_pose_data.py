@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
+
+from smplify.fileio import atomic_savez
 
 from .posedata import HELDOUT, OPEN_POSES
 
@@ -43,11 +44,9 @@ def build(mocap_root, out=OPEN_POSES, fps: float = 15.0, iterations: int = 400) 
     seq = np.concatenate(seq_ids)
     split = np.where(np.isin(np.array(names)[seq], HELDOUT), "heldout", "train")
     out = Path(out)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.npz")
-    np.savez_compressed(tmp, poses=np.concatenate(poses), sequence=seq, sequence_names=np.array(names),
+    atomic_savez(out, compressed=True, poses=np.concatenate(poses), sequence=seq, sequence_names=np.array(names),
                         split=split, report_json=np.array(json.dumps(report)),
                         attribution=np.array((Path(__file__).parent / "assets" / "ATTRIBUTION.md").read_text()))
-    os.replace(tmp, out)
     return report
 
 

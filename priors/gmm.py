@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -72,10 +71,12 @@ class GMMPrior:
 
     def save(self, path) -> Path:
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+        from smplify.fileio import atomic_savez
+
         cov = np.linalg.inv(np.einsum("kde,kfe->kdf", self.prec_chol.double().numpy(), self.prec_chol.double().numpy()))
-        np.savez(tmp, means=self.means.numpy(), covars=cov, weights=self._weights, meta_json=np.array(json.dumps(self.meta)))
-        os.replace(tmp, path)  # a half-written file never replaces a good one
+        # a half-written file never replaces a good one
+        atomic_savez(path, means=self.means.numpy(), covars=cov, weights=self._weights,
+                     meta_json=np.array(json.dumps(self.meta)))
         return path
 
     @classmethod

@@ -4,9 +4,8 @@ Every reader returns (N, 63) float32 axis-angle poses of SMPL body joints 1..21.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Iterable, List, Sequence
+from typing import List, Sequence
 
 import numpy as np
 

@@ -10,7 +10,6 @@ Weights are a plain state dict (``torch.load(weights_only=True)``) with JSON met
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -127,12 +126,10 @@ class VAEPrior:
 
     def save(self, path) -> Path:
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save(self.model.state_dict(), tmp)
-        os.replace(tmp, path)
-        jt = path.with_name(f".{path.stem}.json.tmp")
-        jt.write_text(json.dumps(self.meta, indent=2))
-        os.replace(jt, path.with_suffix(".json"))
+        from smplify.fileio import atomic_write, atomic_write_text
+
+        atomic_write(path, lambda tmp: torch.save(self.model.state_dict(), tmp))
+        atomic_write_text(path.with_suffix(".json"), json.dumps(self.meta, indent=2))
         return path
 
     @classmethod

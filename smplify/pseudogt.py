@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import shutil
 import sys
@@ -32,6 +31,7 @@ from typing import Iterator, List, Optional
 import numpy as np
 
 from .api import IMAGE_SUFFIXES
+from .fileio import atomic_savez, atomic_write, atomic_write_text
 
 KEYPOINT_SUFFIXES = {".json", ".npz", ".npy"}
 
@@ -98,12 +98,6 @@ def enumerate_samples(src: Path) -> Iterator[tuple]:
                 yield _safe(rel + (f"_{i}" if n > 1 else "")), (lambda p=p, i=i: read_keypoints(p)[i])
 
 
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def _quality(res, fit_input, nll: float) -> dict:
     w = fit_input.confidence >= 0.3
     xy = fit_input.xy[w]
@@ -148,8 +142,7 @@ def run_pseudo_gt(src, out, prior: str = "gmm", batch: int = 64, shard=(0, 1), t
             except Exception as exc:  # bad photo / nobody / malformed entry: record and go on
                 if not done(sid):
                     msg = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-                    _atomic_write(out / "failed" / f"{sid}.json",
-                                  lambda t, m=msg: Path(t).write_text(json.dumps({"id": sid, "reason": m})))
+                    atomic_write_text(out / "failed" / f"{sid}.json", json.dumps({"id": sid, "reason": msg}))
         if items:
             results = fitter.fit(items)
             with torch.no_grad():
@@ -160,10 +153,9 @@ def run_pseudo_gt(src, out, prior: str = "gmm", batch: int = 64, shard=(0, 1), t
                 q = _quality(res, it, float(nl))
                 arrays = dict(result_arrays(res, fitter.body.data.path), kp_index=it.index, kp_xy=it.xy,
                               kp_confidence=it.confidence, kp_weight=it.weight)
-                _atomic_write(out / "samples" / f"{sid}.npz", lambda t, a=arrays: np.savez(open(t, "wb"), **a))
+                atomic_savez(out / "samples" / f"{sid}.npz", **arrays)
                 rep = dict(result_report(res), id=sid, quality=q)
-                _atomic_write(out / "samples" / f"{sid}.json",
-                              lambda t, r=rep: Path(t).write_text(json.dumps(r, default=float)))
+                atomic_write_text(out / "samples" / f"{sid}.json", json.dumps(rep, default=float))
         bar.update(len(chunk))
     bar.close()
     summary = consolidate(out, thresholds)
@@ -197,7 +189,7 @@ def consolidate(out, thresholds: Thresholds = Thresholds()) -> dict:
     arrays["accepted"] = np.array([r["accepted"] for r in rows], bool)
     for q in ("norm_error", "prior_nll", "confident_keypoints", "converged", "flipped"):
         arrays[q] = np.array([r[q] for r in rows], float)
-    _atomic_write(out / "pseudo_gt.npz", lambda t: np.savez(open(t, "wb"), **arrays))
+    atomic_savez(out / "pseudo_gt.npz", **arrays)
 
     def write_csv(t):
         with open(t, "w", newline="") as fh:
@@ -206,8 +198,8 @@ def consolidate(out, thresholds: Thresholds = Thresholds()) -> dict:
             w.writeheader()
             w.writerows(rows)
 
-    _atomic_write(out / "quality.csv", write_csv)
-    _atomic_write(out / "accepted.txt", lambda t: Path(t).write_text("".join(f"{r['id']}\n" for r in rows if r["accepted"])))
+    atomic_write(out / "quality.csv", write_csv)
+    atomic_write_text(out / "accepted.txt", "".join(f"{r['id']}\n" for r in rows if r["accepted"]))
 
     def write_rej(t):
         with open(t, "w", newline="") as fh:
@@ -215,7 +207,7 @@ def consolidate(out, thresholds: Thresholds = Thresholds()) -> dict:
             w.writerow(["id", "reason"])
             w.writerows(rejected + [(f["id"], "failed: " + f["reason"]) for f in failed])
 
-    _atomic_write(out / "rejected.csv", write_rej)
+    atomic_write(out / "rejected.csv", write_rej)
     summary = {"samples": len(ids) + len(failed), "fitted": len(ids), "accepted": int(arrays["accepted"].sum()),
                "rejected": len(rejected), "failed": len(failed), "thresholds": thresholds.__dict__,
                "failures": failed[:20]}
@@ -243,7 +235,7 @@ def _histograms(rows, path: Path, th: Thresholds) -> None:
         a.legend(fontsize=7)
     fig.suptitle(f"{sum(r['accepted'] for r in rows)} accepted of {len(rows)} fitted")
     fig.tight_layout()
-    _atomic_write(path, lambda t: fig.savefig(t, dpi=100, format="png"))
+    atomic_write(path, lambda t: fig.savefig(t, dpi=100, format="png"))
     plt.close(fig)
 
 

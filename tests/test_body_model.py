@@ -1,5 +1,4 @@
 """Body model layer: our kinematics against smplx's SMPL forward on the same arrays."""
-import numpy as np
 import pytest
 import torch
 

@@ -8,7 +8,7 @@ import pytest
 from smplify.body.names import LANDMARK_NAMES, SMPL_JOINT_NAMES
 from smplify.keypoints import KeypointError, Keypoints2D, validate_keypoints
 from smplify.keypoints.layouts import COCO17, LAYOUTS, MEDIAPIPE33, OPENPOSE_BODY25, OPENPOSE_COCO18
-from smplify.keypoints.mapping import TABLE, build_targets, layout_table, table_markdown
+from smplify.keypoints.mapping import TABLE, build_targets, layout_table
 from smplify.keypoints.readers import iter_coco_people, read_keypoints
 
 ROOT = Path(__file__).resolve().parent.parent

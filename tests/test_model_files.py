@@ -1,5 +1,4 @@
 """Official SMPL-family files: restricted unpickling, npz, folders, SMPL-H/X reduction."""
-import io
 import pickle
 import sys
 import types
@@ -10,7 +9,6 @@ import scipy.sparse as sp
 import torch
 
 from smplify.body import BodyModel, ModelFileError, load_model_file
-from smplify.body.model_file import to_smplx_model
 from smplify.body.safe_pickle import UnsafePickleError, safe_load_pickle
 
 

@@ -75,13 +75,12 @@ def qualitative_grid(body, cases, priors, path: Path, args, n: int = 4) -> None:
     import torch
 
     from .. import api
-    from ..outputs.render import render_mesh, save_png
+    from ..outputs.render import render_mesh
 
     hard = [c for c in cases if c.noise_px == max(x.noise_px for x in cases) and c.dropout == max(x.dropout for x in cases)]
     pick = hard[:n]
     faces = body.faces.numpy()
     size = (270, 480)
-    cols = []
 
     def draw(go, bp, be, tr, cam):
         with torch.no_grad():

@@ -168,7 +168,7 @@ def sample_phenotypes(n: int, rng: np.random.Generator) -> dict:
 
 def evaluate(model, skel, pheno: dict, batch: int = 32):
     """T-posed vertices (N, V, 3) and joint targets (N, 24, 3) and bone heads, SMPL axes, float64."""
-    verts_all, joints_all, heads_all = [], [], []
+    verts_all, heads_all = [], []
     n = len(next(iter(pheno.values())))
     for s in range(0, n, batch):
         kw = {k: torch.tensor(v[s : s + batch], dtype=torch.float64) for k, v in pheno.items()}
@@ -258,7 +258,6 @@ def landmarks(model, skel, mean_verts: np.ndarray, weights_native, k: int = 6):
     for side, sname in (("L", "left"), ("R", "right")):
         for finger, i in FINGER_TIPS.items():
             bone = skel.index[f"finger{i}-3.{side}"]
-            parent = skel.index[f"finger{i}-2.{side}"]
             on = np.where(((idx == bone) * w).sum(1) > 0.5)[0]
             # farthest along the distal bone's direction (mean shape, T-pose: fingers along ±x)
             direction = np.array([1.0 if side == "L" else -1.0, 0.0, 0.0])

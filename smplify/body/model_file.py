@@ -136,9 +136,9 @@ def save_compact_npz(data: BodyModelData, path) -> None:
     )
     if data.posedirs is not None and np.any(data.posedirs):
         arrays["posedirs"] = data.posedirs.astype(np.float32)
-    tmp = Path(str(path) + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    from ..fileio import atomic_savez
+
+    atomic_savez(path, compressed=True, **arrays)
 
 
 def _standard_landmarks(kind: str):

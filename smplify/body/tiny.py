@@ -50,10 +50,9 @@ def make_tiny_model(num_betas: int = 10, seed: int = 0, with_posedirs: bool = Tr
     """Build the tiny model. Deterministic for a given seed."""
     rng = np.random.default_rng(seed)
     verts, faces, w_rows = [], [], []
-    jreg = np.zeros((NUM_JOINTS, 0), np.float32)
     jreg_cols = []
     for j in range(NUM_JOINTS):  # a cube around each joint, bound rigidly to it
-        base = len(verts) * 0 + sum(len(v) for v in verts)
+        base = sum(len(v) for v in verts)
         verts.append(_cube(_JOINTS[j], 0.02))
         faces.append(_CUBE_FACES + base)
         w = np.zeros((8, NUM_JOINTS), np.float32)

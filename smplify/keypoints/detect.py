@@ -276,14 +276,9 @@ def to_json(people: Union[Keypoints2D, Sequence[Keypoints2D]]) -> dict:
 def write_json(people: Union[Keypoints2D, Sequence[Keypoints2D]], path) -> Path:
     """Write :func:`to_json` atomically (temp file + rename)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(to_json(people), indent=1))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    from ..fileio import atomic_write_text
+
+    return atomic_write_text(path, json.dumps(to_json(people), indent=1))
 
 
 def read_json(path) -> List[Keypoints2D]:

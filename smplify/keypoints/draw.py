@@ -6,7 +6,6 @@ drawing shows at a glance what the fitter will use and what it will ignore.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence, Union
 
@@ -55,11 +54,7 @@ def save_drawing(image: Union[str, Path, np.ndarray], people, out_path, min_conf
 
         image = load_image(image)
     out_path = Path(out_path)
-    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
-    try:
-        Image.fromarray(draw_keypoints(image, people, min_confidence)).save(tmp, format="PNG")
-        os.replace(tmp, out_path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return out_path
+    from ..fileio import atomic_write
+
+    drawn = Image.fromarray(draw_keypoints(image, people, min_confidence))
+    return atomic_write(out_path, lambda tmp: drawn.save(tmp, format="PNG"))

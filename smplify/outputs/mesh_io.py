@@ -1,7 +1,6 @@
 """Wavefront OBJ writing and reading (atomic writes, 1-based faces)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -10,18 +9,16 @@ import numpy as np
 def write_obj(path, vertices: np.ndarray, faces: np.ndarray) -> Path:
     """Write a triangle mesh as OBJ (1-based faces, 6 decimals), atomically."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    from ..fileio import atomic_write
+
+    def write(tmp):
         with open(tmp, "w") as fh:
             fh.write("# smplify posed mesh, camera coordinates "
                      "(OpenCV: x right, y down, z forward), metres\n")
             np.savetxt(fh, np.asarray(vertices, np.float64).reshape(-1, 3), fmt="v %.6f %.6f %.6f")
             np.savetxt(fh, np.asarray(faces, np.int64).reshape(-1, 3) + 1, fmt="f %d %d %d")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+
+    return atomic_write(path, write)
 
 
 def read_obj(path):

@@ -8,9 +8,7 @@ smoothly interpolated vertex normals and the light at the camera.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Tuple
 
 import numpy as np
 
@@ -221,12 +219,6 @@ def save_png(path, array: np.ndarray) -> Path:
     """Write an image (uint8 (H, W[, 3|4])) as PNG atomically: a temp file beside it, then rename."""
     from PIL import Image
 
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        Image.fromarray(np.ascontiguousarray(array, np.uint8)).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    from ..fileio import atomic_write
+
+    return atomic_write(path, lambda tmp: Image.fromarray(np.ascontiguousarray(array, np.uint8)).save(tmp, format="PNG"))

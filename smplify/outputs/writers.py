@@ -7,26 +7,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
+from ..fileio import atomic_savez, atomic_write_text
 from ..fitter import FitResult
-
-
-def _atomic(path: Path, write) -> Path:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
 
 
 def result_arrays(result: FitResult, body_model_path: str = "") -> dict:
@@ -48,8 +35,7 @@ def result_arrays(result: FitResult, body_model_path: str = "") -> dict:
 
 
 def write_npz(result: FitResult, path, body_model_path: str = "") -> Path:
-    arrays = result_arrays(result, body_model_path)
-    return _atomic(Path(path), lambda t: np.savez(open(t, "wb"), **arrays))
+    return atomic_savez(path, **result_arrays(result, body_model_path))
 
 
 def _clean(v):
@@ -80,5 +66,4 @@ def result_report(result: FitResult) -> dict:
 
 
 def write_json(obj: dict, path) -> Path:
-    text = json.dumps(_clean(obj), indent=2)
-    return _atomic(Path(path), lambda t: Path(t).write_text(text))
+    return atomic_write_text(path, json.dumps(_clean(obj), indent=2))

@@ -9,7 +9,6 @@ COCO-17 through the landmark table), adds pixel noise (0-8 px) and drops keypoin
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,7 +68,6 @@ def regression_loss(model: KeypointRegressor, body: BodyModel, index, xy, weight
     R_gt = roma.rotvec_to_rotmat(torch.cat([target["global_orient"][:, None], target["body_pose"].view(B, 21, 3)], 1))
     with torch.no_grad():
         gt = body.joints_and_landmarks(target["global_orient"], target["body_pose"], target["betas"], target["transl"])
-        rest = body.joints_and_landmarks(torch.zeros(B, 3), torch.zeros(B, 63), target["betas"])
         cam_gt = camera_targets(gt.joints[:, 0], focal, pp, centre, diag)
     rv = roma.rotmat_to_rotvec(R)
     pred = body.joints_and_landmarks(rv[:, 0], rv[:, 1:].flatten(1), betas)
@@ -93,12 +91,11 @@ def save_regressor(model: KeypointRegressor, path, meta: dict) -> None:
     """State dict (loadable with ``torch.load(weights_only=True)``) + JSON metadata, written atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save({k: v.half() for k, v in model.state_dict().items()}, tmp)  # float16 on disk: half the size
-    os.replace(tmp, path)
-    jtmp = path.with_suffix(".json.tmp")
-    jtmp.write_text(json.dumps(dict(meta, config=model.config()), indent=2))
-    os.replace(jtmp, path.with_suffix(".json"))
+    from ..fileio import atomic_write, atomic_write_text
+
+    state = {k: v.half() for k, v in model.state_dict().items()}  # float16 on disk: half the size
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    atomic_write_text(path.with_suffix(".json"), json.dumps(dict(meta, config=model.config()), indent=2))
 
 
 def train(body: BodyModel, poses: torch.Tensor, layouts: Sequence[LayoutTargets], steps: int = 3000,
