@@ -7,12 +7,17 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import roma
 import torch
 
 
 def rotvec_to_rotmat(rotvec: torch.Tensor) -> torch.Tensor:
-    """Axis-angle (..., 3) -> rotation matrices (..., 3, 3) (Rodrigues, via roma)."""
+    """Axis-angle (..., 3) -> rotation matrices (..., 3, 3) (Rodrigues, via roma).
+
+    roma is imported here, not at module level: importing it pulls in torch._dynamo (about
+    1 s), which the default fit path does not need (it uses :func:`fast_rodrigues`).
+    """
+    import roma
+
     return roma.rotvec_to_rotmat(rotvec)
 
 

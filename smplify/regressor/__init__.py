@@ -1,4 +1,14 @@
-"""Learned initialisation: 2D keypoints -> SMPL pose, shape and camera."""
-from .model import KeypointRegressor, encode_inputs, decode_outputs, load_regressor
+"""Learned initialisation: 2D keypoints -> SMPL pose, shape and camera.
 
+Names are resolved lazily (PEP 562), so registering the `train-regressor` command does not
+import the network code and roma (whose import pulls in torch._dynamo, about 1 s).
+"""
 __all__ = ["KeypointRegressor", "encode_inputs", "decode_outputs", "load_regressor"]
+
+
+def __getattr__(name):
+    if name in __all__:
+        from . import model
+
+        return getattr(model, name)
+    raise AttributeError(name)
