@@ -64,10 +64,13 @@ class FitConfig:
     optimize_focal: bool = False
     flip_test: bool = True  # also fit the body turned 180° about the vertical axis, keep the better
     init: str = "mean"  # mean | regressor
+    start_pose: str = "prior"  # prior: each prior's own mean pose | shared: the shipped GMM's mean for every prior
     regressor_path: Optional[str] = None  # regressor weights (default: the shipped ones)
     lbfgs_history: int = 50
     line_search_steps: int = 10
     ftol: float = 1e-6
+    settle_window: int = 5  # converged also when the last stage's loss changed by < settle_tol
+    settle_tol: float = 1e-3  # (relative) over its final settle_window iterations
     adam_lr: float = 0.03
     adam_iterations_factor: float = 4.0  # Adam runs this many times each stage's iteration count
     seed: int = 0

@@ -69,6 +69,7 @@ class FitResult:
     stage_losses: List[float] = field(default_factory=list)
     image_path: Optional[str] = None
     tag: str = ""
+    loss_curve: List[float] = field(default_factory=list)  # objective after each iteration, stages concatenated
 
     @property
     def params(self) -> dict:
@@ -91,7 +92,10 @@ class Fitter:
             from .regressor import load_regressor
             from .regressor.cli import DEFAULT_WEIGHTS
 
-            self.regressor = load_regressor(self.config.regressor_path or DEFAULT_WEIGHTS, len(body.point_names))
+            self.regressor = load_regressor(self.config.regressor_path or DEFAULT_WEIGHTS)
+        self.regressor_points = None  # this model's body points -> the regressor's input slots (-1: none)
+        if self.regressor is not None and self.regressor.num_points != len(body.point_names):
+            self.regressor_points = self._regressor_point_map()
         if prior is None:
             from priors import get_pose_prior
 
@@ -105,12 +109,62 @@ class Fitter:
                        "focal": slice(6 + self.pose_dim + nb, 7 + self.pose_dim + nb)}
         self.dim = 7 + self.pose_dim + nb
 
+    def _regressor_point_map(self) -> torch.Tensor:
+        """Map this body's points onto the regressor's input slots by name.
+
+        The shipped regressor was trained on the open model's points (24 joints + its landmarks);
+        another model (official SMPL, say) shares the joints and some landmarks, and the keypoints
+        mapped to points the regressor never saw are simply not shown to it (the fit still uses them).
+        """
+        from .body.model_file import DEFAULT_MODEL_PATH
+        from .body.names import SMPL_JOINT_NAMES
+
+        with np.load(DEFAULT_MODEL_PATH, allow_pickle=False) as z:
+            theirs = list(SMPL_JOINT_NAMES) + [str(n) for n in z["landmark_names"]]
+        if len(theirs) != self.regressor.num_points:
+            raise ValueError(f"regressor made for {self.regressor.num_points} body points, model has "
+                             f"{len(self.body.point_names)}, and the open model's names do not match either")
+        slot = {n: i for i, n in enumerate(theirs)}
+        return torch.tensor([slot.get(n, -1) for n in self.body.point_names], dtype=torch.long)
+
     # ---- parameters ------------------------------------------------------------------
     def _mean_pose(self) -> torch.Tensor:
+        """The start pose in the optimised parameters: the prior's own mean (``start_pose='prior'``),
+        or the shipped GMM's mean for every prior (``'shared'``: compare-priors starts all priors alike;
+        encoded to the VAE's latent mean when the fitter optimises in latent space)."""
+        if self.config.start_pose == "shared":
+            from priors import get_pose_prior
+
+            pose = torch.as_tensor(get_pose_prior("gmm", None).mean_pose(), dtype=torch.float32).reshape(1, 63)
+            if not self.latent:
+                return pose.reshape(63)
+            if getattr(self, "_shared_latent", None) is None:  # once per fitter
+                self._shared_latent = self._latent_of(pose).reshape(self.pose_dim)
+            return self._shared_latent
+        if self.config.start_pose != "prior":
+            raise ValueError(f"start_pose must be 'prior' or 'shared', not {self.config.start_pose!r}")
         if self.latent:
             return torch.zeros(self.pose_dim)
         mp = getattr(self.prior, "mean_pose", None)
         return torch.as_tensor(mp(), dtype=torch.float32).reshape(63) if mp else torch.zeros(63)
+
+    def _latent_of(self, pose: torch.Tensor, steps: int = 30) -> torch.Tensor:
+        """(1, 63) pose -> (1, latent) z whose decoding is closest to it: the encoder mean, refined
+        by L-BFGS on ‖decode(z) − pose‖² (the encoder alone can be several tenths of a radian off)."""
+        with torch.no_grad():
+            z = self.prior.encode_mean(pose).clone()
+        z.requires_grad_(True)
+        opt = torch.optim.LBFGS([z], max_iter=steps, line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            loss = (self.prior.decode(z) - pose).pow(2).sum()
+            loss.backward()
+            return loss
+
+        with torch.enable_grad():
+            opt.step(closure)
+        return z.detach()
 
     def body_pose_of(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 63) axis-angle body pose of a parameter block."""
@@ -182,7 +236,12 @@ class Fitter:
         """Start from the regressor's estimate (optionally turned 180° about the camera's vertical)."""
         from .regressor.train import predict
 
-        p = predict(self.regressor, self.body, batch["index"], batch["xy"], batch["w"], batch["focal"], batch["pp"])
+        index, w = batch["index"], batch["w"]
+        if self.regressor_points is not None:
+            index = self.regressor_points[index]
+            w = torch.where(index >= 0, w, torch.zeros_like(w))
+            index = index.clamp(min=0)
+        p = predict(self.regressor, self.body, index, batch["xy"], w, batch["focal"], batch["pp"])
         B = p["global_orient"].shape[0]
         x = torch.zeros(B, self.dim)
         go = p["global_orient"]
@@ -253,7 +312,7 @@ class Fitter:
         iters = torch.zeros(B, dtype=torch.long)
         converged = torch.zeros(B, dtype=torch.bool)
         failed = torch.zeros(B, dtype=torch.bool)
-        stage_losses = []
+        stage_losses, curves = [], []
         for stage in stages:
             groups = list(stage.free) + (["focal"] if c.optimize_focal and stage.name != c.stages[0].name else [])
             free = torch.cat([torch.arange(self.dim)[self.slices[g]] for g in groups])
@@ -275,7 +334,24 @@ class Fitter:
             converged = r.converged & ~r.failed
             failed |= r.failed
             stage_losses.append(r.f)
-        return x, iters, converged, failed, torch.stack(stage_losses, 1) if stage_losses else x.new_zeros(B, 0)
+            curves.append(r.trace)
+        curve = torch.cat(curves, 1) if curves else x.new_zeros(B, 0)
+        return (x, iters, converged, failed, torch.stack(stage_losses, 1) if stage_losses else x.new_zeros(B, 0),
+                curve)
+
+    def _settled(self, curves, last_stage_iterations: int) -> torch.Tensor:
+        """(B,) bool: the last stage's loss changed by less than ``settle_tol`` (relative) over its
+        final ``settle_window`` iterations — or the optimiser itself declared convergence."""
+        c = self.config
+        out = []
+        for cu in curves:
+            tail = cu[-min(len(cu), last_stage_iterations):]
+            if len(tail) <= c.settle_window:
+                out.append(False)
+                continue
+            a, b = float(tail[-1 - c.settle_window]), float(tail[-1])
+            out.append(abs(a - b) <= c.settle_tol * max(abs(a), 1.0))
+        return torch.tensor(out, dtype=torch.bool)
 
     def _bad(self, x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
         return ~torch.isfinite(x).all(-1) | ~torch.isfinite(f) | (x[:, self.slices["transl"]][:, 2] < 0.05)
@@ -299,24 +375,29 @@ class Fitter:
             x1 = self._initial(inputs, batch, TURNED_AROUND)
             both = {k: torch.cat([v, v]) for k, v in batch.items()}
             both["transl0"] = torch.cat([x0, x1])[:, self.slices["transl"]].clone()
-            xf, itf, cvf, flf, sff = self._run_stages(torch.cat([x0, x1]), both, c.optimizer, stages[:n_flip])
+            xf, itf, cvf, flf, sff, cuf = self._run_stages(torch.cat([x0, x1]), both, c.optimizer, stages[:n_flip])
             fin = torch.where(flf | ~torch.isfinite(sff[:, -1]), torch.full_like(sff[:, -1], float("inf")), sff[:, -1])
             choose_flip = fin[B:] < fin[:B]
             pick = torch.arange(B) + B * choose_flip.long()
             x0 = torch.where(choose_flip[:, None], x1, x0)
             batch["transl0"] = both["transl0"][pick]
             x, iters, conv, failed, stage_f = xf[pick], itf[pick], cvf[pick], flf[pick], sff[pick]
-            x2, it2, conv, fl2, sf2 = self._run_stages(x, batch, c.optimizer, stages[n_flip:])
+            x2, it2, conv, fl2, sf2, cu2 = self._run_stages(x, batch, c.optimizer, stages[n_flip:])
             x, iters, failed, stage_f = x2, iters + it2, failed | fl2, torch.cat([stage_f, sf2], 1)
+            curve = torch.cat([cuf[pick], cu2], 1)
         else:
-            x, iters, conv, failed, stage_f = self._run_stages(x0, batch, c.optimizer, stages)
+            x, iters, conv, failed, stage_f, curve = self._run_stages(x0, batch, c.optimizer, stages)
+        curves = list(curve)
         restarted = self._bad(x, stage_f[:, -1]) | failed
         if restarted.any():  # restart bad rows from the start with the other optimiser
             rows = restarted.nonzero().squeeze(1)
             sub = {k: v[rows] for k, v in batch.items()}
             other = "adam" if c.optimizer == "lbfgs" else "lbfgs"
-            x2, it2, cv2, fl2, sf2 = self._run_stages(x0[rows], sub, other, stages)
+            x2, it2, cv2, fl2, sf2, cu2 = self._run_stages(x0[rows], sub, other, stages)
             x[rows], iters[rows], conv[rows], failed[rows], stage_f[rows] = x2, iters[rows] + it2, cv2, fl2, sf2
+            for j, r in enumerate(rows.tolist()):
+                curves[r] = cu2[j]
+        conv = conv | self._settled(curves, stages[-1].iterations)
         bad = self._bad(x, stage_f[:, -1])
         x = torch.where(bad[:, None], x0, x)  # never return NaN: flagged rows keep their start
         with torch.no_grad():
@@ -356,5 +437,5 @@ class Fitter:
                 time_s=elapsed / B, flipped=bool(choose_flip[b]), converged=bool(conv[r]) and not bool(bad[r]),
                 failed=bool(bad[r]), restarted=bool(restarted[r]), warnings=warn, prior=self.config.prior,
                 body_model=self.body.name, stage_losses=[float(v) for v in stage_f[r]],
-                image_path=inp.image_path, tag=inp.tag))
+                image_path=inp.image_path, tag=inp.tag, loss_curve=[float(v) for v in curves[r]]))
         return results
