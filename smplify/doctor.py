@@ -79,7 +79,8 @@ def run(args) -> int:
         print(f"[ok     ] body model  {bm['name']}: {bm['vertices']} vertices, {bm['joints']} joints, "
               f"{bm['betas']} betas, {len(bm['landmarks'])} landmarks\n            {bm['path']}")
     else:
-        print(f"[MISSING] body model  {bm['path']}: {bm['error']}")
+        err = bm["error"]
+        print(f"[MISSING] body model  " + (err if err.startswith(bm["path"]) else f"{bm['path']}: {err}"))
     det = report["detector"]
     print(f"[{ok(det['found'])}] detector    mediapipe {det.get('version', '-')} pose_landmark_full "
           f"(model_complexity=1)" + ("" if det["found"] else f": {det.get('reason') or det.get('missing')}"))

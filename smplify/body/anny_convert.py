@@ -7,7 +7,8 @@ Needs the optional extra: ``pip install torch==2.13.0 anny==0.6.2`` (keep torch 
 
 Steps
 -----
-1. Sample adult phenotypes (both genders; age between 'young' and 'old'; muscle, weight,
+1. Sample adult phenotypes (both genders; age phenotype 0.62-1, i.e. from just below Anny's
+   'young' anchor (2/3) to 'old' (1); muscle, weight,
    height and proportions across their ranges) and evaluate Anny's rest mesh and bones.
 2. Pose each into a T-pose with Anny's own skinning weights (104 bones, linear blend
    skinning with world-aligned rotations about bone heads): upper arm, forearm and hand
@@ -158,7 +159,8 @@ def _to_smpl_axes(x: torch.Tensor) -> torch.Tensor:
 
 
 def sample_phenotypes(n: int, rng: np.random.Generator) -> dict:
-    """Adult phenotypes: age between 'young' (2/3) and 'old' (1), the rest across their range."""
+    """Adult phenotypes: age phenotype uniform in [0.62, 1] (Anny's 'young' anchor is 2/3, 'old' 1;
+    the lower bound sits slightly below 'young' to keep young adults), the rest across their range."""
     return {
         "gender": rng.uniform(0.0, 1.0, n), "age": rng.uniform(0.62, 1.0, n), "muscle": rng.uniform(0.0, 1.0, n),
         "weight": rng.uniform(0.1, 0.9, n), "height": rng.uniform(0.2, 0.65, n),
