@@ -47,23 +47,74 @@ def make_fitter(prior: str = "gmm", model: Optional[str] = None, config: Optiona
     return Fitter(load_body(model, gender), cfg, prior=_prior(cfg.prior, cfg.prior_path))
 
 
+def input_warnings(kps) -> List[str]:
+    """Warnings a fit inherits from its keypoints (e.g. an image size guessed from the points)."""
+    meta = getattr(kps, "meta", None) or {}
+    out = []
+    if meta.get("image_size_guessed"):
+        w, h = (int(v) for v in kps.image_size)
+        out.append(f"image size unknown: guessed {w}x{h} from the keypoints' extent; the principal point is "
+                   f"assumed at its centre ({w / 2:g}, {h / 2:g}) and the focal length derived from it; "
+                   f"pass the real size (--image-size W,H / image_size=) for a correct camera")
+    return out
+
+
 def keypoints_to_input(kps, body: BodyModel, camera: Optional[Camera] = None, focal: Optional[float] = None,
                        image_path=None, tag: str = "") -> FitInput:
-    """Map a :class:`~smplify.keypoints.Keypoints2D` onto the body model's points."""
+    """Map a :class:`~smplify.keypoints.Keypoints2D` onto the body model's points.
+
+    The keypoints are validated first (NaN/inf, negative pixels, all-zero confidence, wrong count,
+    no image size): a one-line :class:`~smplify.keypoints.KeypointError`, not a failed optimisation.
+    """
+    from .keypoints import validate_keypoints
     from .keypoints.mapping import build_targets
 
+    if not all(hasattr(kps, a) for a in ("layout", "names", "xy", "confidence", "image_size")):
+        raise InputError(f"{tag or 'input'}: expected a photo path, a keypoint file path or a Keypoints2D, "
+                         f"got {type(kps).__name__}")
+    validate_keypoints(kps, str(image_path or getattr(kps, "image_path", None) or tag or "keypoints"))
     t = build_targets(kps, body.landmark_names)
     if camera is None:
         path = image_path or getattr(kps, "image_path", None)
         camera = make_camera(tuple(kps.image_size), path if path and Path(path).exists() else None, focal)
-    return FitInput(index=np.asarray(t.index), xy=np.asarray(t.xy, np.float32),
-                    confidence=np.asarray(t.confidence, np.float32), weight=np.asarray(t.table_weight, np.float32),
-                    camera=camera, names=tuple(t.names), image_path=image_path or getattr(kps, "image_path", None),
-                    tag=tag)
+    inp = FitInput(index=np.asarray(t.index), xy=np.asarray(t.xy, np.float32),
+                   confidence=np.asarray(t.confidence, np.float32), weight=np.asarray(t.table_weight, np.float32),
+                   camera=camera, names=tuple(t.names), image_path=image_path or getattr(kps, "image_path", None),
+                   tag=tag)
+    inp.input_warnings = input_warnings(kps)  # carried to the FitResult by fit_items()
+    return inp
 
 
-def read_inputs(path, bbox=None) -> list:
-    """Keypoints for every person in ``path``: a photo (the detector runs) or a keypoint file."""
+def fit_items(fitter: Fitter, items: Sequence[FitInput]) -> List[FitResult]:
+    """``fitter.fit(items)`` plus the warnings each input carries (see :func:`input_warnings`)."""
+    results = fitter.fit(list(items))
+    for inp, res in zip(items, results):
+        for w in getattr(inp, "input_warnings", ()):
+            if w not in res.warnings:
+                res.warnings.append(w)
+    return results
+
+
+def _person_in_box(people: list, bbox, where) -> list:
+    """The person of a keypoint file with the most confident keypoints inside ``bbox``."""
+    x0, y0, x1, y1 = (float(v) for v in bbox)
+    counts = []
+    for k in people:
+        xy, c = np.asarray(k.xy, np.float64), np.asarray(k.confidence)
+        inside = (c > 0) & (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
+        counts.append(int(inside.sum()))
+    if not counts or max(counts) == 0:
+        raise InputError(f"{where}: no person has a keypoint inside bbox {tuple(bbox)}")
+    return [people[int(np.argmax(counts))]]
+
+
+def read_inputs(path, bbox=None, layout: Optional[str] = None, image_size=None, image_id=None) -> list:
+    """Keypoints for every person in ``path``: a photo (the detector runs) or a keypoint file.
+
+    bbox (x0, y0, x1, y1): a photo is detected inside the box; from a keypoint file, the person with
+    the most confident keypoints inside it. layout: for ``.npy``/``.npz`` arrays. image_size
+    (width, height): for files that do not say. image_id: a COCO image id or file name.
+    """
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: file not found")
@@ -73,27 +124,36 @@ def read_inputs(path, bbox=None) -> list:
         return [detect_image(p, bbox=bbox)]
     from .keypoints.readers import read_keypoints
 
-    return list(read_keypoints(p))
+    people = list(read_keypoints(p, layout=layout, image_id=image_id, image_size=image_size))
+    return _person_in_box(people, bbox, p) if bbox is not None else people
 
 
 def fit_many(inputs: Sequence[Union[str, Path, object]], prior: str = "gmm", model: Optional[str] = None,
-             focal: Optional[float] = None, config: Optional[FitConfig] = None, **overrides) -> List[FitResult]:
-    """Fit every person of every input in one batched optimisation."""
+             focal: Optional[float] = None, config: Optional[FitConfig] = None, *, layout: Optional[str] = None,
+             image_size=None, image_id=None, bbox=None, **overrides) -> List[FitResult]:
+    """Fit every person of every input in one batched optimisation.
+
+    Inputs are photo paths, keypoint file paths or :class:`~smplify.keypoints.Keypoints2D`;
+    ``layout``/``image_size``/``image_id``/``bbox`` say how to read the files (see :func:`read_inputs`).
+    """
     fitter = make_fitter(prior, model, config, **overrides)
     items = []
     for src in inputs:
         if isinstance(src, (str, Path)):
-            for i, k in enumerate(read_inputs(src)):
+            people = read_inputs(src, bbox=bbox, layout=layout, image_size=image_size, image_id=image_id)
+            for i, k in enumerate(people):
                 items.append(keypoints_to_input(k, fitter.body, focal=focal, tag=f"{Path(src).stem}:{i}"))
         else:
             items.append(keypoints_to_input(src, fitter.body, focal=focal))
-    return fitter.fit(items)
+    return fit_items(fitter, items)
 
 
 def fit(image_or_keypoints, prior: str = "gmm", model: Optional[str] = None, focal: Optional[float] = None,
-        config: Optional[FitConfig] = None, **overrides) -> FitResult:
-    """Fit one person: a photo path, a keypoint file path, or a Keypoints2D."""
-    results = fit_many([image_or_keypoints], prior, model, focal, config, **overrides)
+        config: Optional[FitConfig] = None, *, layout: Optional[str] = None, image_size=None, image_id=None,
+        bbox=None, **overrides) -> FitResult:
+    """Fit one person: a photo path, a keypoint file path, or a Keypoints2D (the first person of a file)."""
+    results = fit_many([image_or_keypoints], prior, model, focal, config, layout=layout, image_size=image_size,
+                       image_id=image_id, bbox=bbox, **overrides)
     if not results:
         raise InputError(f"{image_or_keypoints}: no person to fit")
     return results[0]

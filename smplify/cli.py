@@ -57,4 +57,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run the imported module's main, not this __main__ copy: subcommands raise smplify.cli.CliError,
+    # which is a different class from __main__.CliError
+    from smplify.cli import main as _main
+
+    sys.exit(_main())

@@ -4,6 +4,8 @@ Per person: ``<stem>.npz`` (smplx parameter names + camera), ``<stem>.obj`` (pos
 camera coordinates), ``<stem>_overlay.png`` (mesh over the photo, beside a side view)
 and ``<stem>.json`` (per-keypoint error, loss terms, iterations, time, flip, warnings).
 A bad input gets a one-line error; the others are still fitted; exit status 1 if any failed.
+Bad options (--bbox, --layout, --image-size) and an --out that would overwrite an input file
+get a one-line error and exit status 2 before anything is fitted.
 """
 from __future__ import annotations
 
@@ -27,6 +29,67 @@ def add_fit_options(p) -> None:
     p.add_argument("--init", default="mean", choices=["mean", "regressor"], help="starting point")
 
 
+def add_input_options(p, bbox: bool = True) -> None:
+    """Options that say how to read the inputs (fit, pseudo-gt, ...); parse them with :func:`input_options`.
+
+    Values stay strings here and are checked in :func:`input_options`, so a bad value gives a
+    one-line error (exit 2) instead of argparse's usage block.
+    """
+    if bbox:
+        p.add_argument("--bbox", metavar="x0,y0,x1,y1",
+                       help="the person to fit: in a photo, detect inside this box (pixels); in a keypoint "
+                            "file with several people, the one with the most confident keypoints in it")
+    p.add_argument("--layout", metavar="NAME",
+                   help="keypoint layout of .npy/.npz arrays (mediapipe33, openpose_body25, openpose_coco18, "
+                        "coco17; aliases mediapipe, body25, coco18, coco)")
+    p.add_argument("--image-size", metavar="W,H",
+                   help="photo size in pixels for keypoint files that do not say (arrays, OpenPose without "
+                        "the photo beside it); otherwise it is guessed from the keypoints' extent")
+    p.add_argument("--image-id", metavar="ID",
+                   help="COCO keypoint files: only this image's people (an image id or a file name)")
+
+
+def _image_size(text: str) -> tuple:
+    try:
+        vals = tuple(int(v) for v in text.lower().replace("x", ",").replace(" ", "").split(","))
+    except ValueError:
+        vals = ()
+    if len(vals) != 2 or min(vals) <= 0:
+        raise ValueError(f"--image-size must be W,H in pixels (two positive integers), got {text!r}")
+    return vals
+
+
+def input_options(args) -> dict:
+    """Keyword arguments for :func:`smplify.api.read_inputs` (``bbox``, ``layout``, ``image_size``,
+    ``image_id``) from the options of :func:`add_input_options`; a bad value raises
+    :class:`smplify.cli.CliError` (one line, exit status 2)."""
+    import argparse
+
+    from .cli import CliError
+    from .keypoints.cli import _bbox
+    from .keypoints.layouts import canonical_layout
+
+    out = {}
+    try:
+        if getattr(args, "bbox", None):
+            try:
+                out["bbox"] = _bbox(args.bbox)
+            except argparse.ArgumentTypeError as exc:
+                raise ValueError(str(exc)) from None
+        if getattr(args, "layout", None):
+            try:
+                out["layout"] = canonical_layout(args.layout)
+            except ValueError as exc:
+                raise ValueError(f"--layout: {exc}") from None
+        if getattr(args, "image_size", None):
+            out["image_size"] = _image_size(args.image_size)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if getattr(args, "image_id", None) not in (None, ""):
+        out["image_id"] = args.image_id
+    return out
+
+
 def config_from_args(args) -> FitConfig:
     return FitConfig(prior=args.prior, prior_path=args.prior_file, optimizer=args.optimizer,
                      optimize_focal=args.optimize_focal, flip_test=not args.no_flip_test, init=args.init)
@@ -36,18 +99,39 @@ def add_parser(sub) -> None:
     p = sub.add_parser("fit", help="fit the body model to photos or keypoint files")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="photo or keypoint file (JSON, OpenPose, COCO, npy/npz)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--bbox", help="x0,y0,x1,y1: the person to fit in a photo with several people")
     p.add_argument("--no-overlay", action="store_true", help="skip the overlay PNG (faster)")
+    add_input_options(p)
     add_fit_options(p)
     p.set_defaults(func=run)
 
 
+#: the files written per person, after its stem
+OUTPUT_SUFFIXES = (".npz", ".obj", "_overlay.png", ".json")
+
+
+def _clobbered_input(out: Path, stems, inputs):
+    """(output path, input) where an output file would overwrite an input file, else None."""
+    ins = {}
+    for src in inputs:
+        try:
+            ins[Path(src).resolve()] = src
+        except OSError:
+            continue
+    for stem in stems:
+        for suffix in OUTPUT_SUFFIXES:
+            target = (out / f"{stem}{suffix}").resolve()
+            if target in ins:
+                return target, ins[target]
+    return None
+
+
 def run(args) -> int:
     from . import api
+    from .keypoints.cli import _unique_stem
     from .outputs.writers import result_report, write_json, write_npz
 
+    opts = input_options(args)  # bad --bbox/--layout/--image-size: one line, exit 2
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     cfg = config_from_args(args)
     t0 = time.perf_counter()
     try:
@@ -55,19 +139,29 @@ def run(args) -> int:
     except Exception as exc:  # model/prior files: one line, not a traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    bbox = tuple(float(v) for v in args.bbox.split(",")) if args.bbox else None
-    items, failures = [], []
+    items, failures, used = [], [], set()
     for src in args.inputs:
         try:
-            people = api.read_inputs(src, bbox=bbox)
-            for i, k in enumerate(people):
-                stem = Path(src).stem + (f"_{i}" if len(people) > 1 else "")
+            people = api.read_inputs(src, **opts)
+            base = Path(src).stem
+            for i, k in enumerate(people):  # unique stems: a/x.jpg and b/x.jpg must not overwrite each other
+                stem = _unique_stem(base + (f"_{i}" if len(people) > 1 else ""), used)
                 items.append(api.keypoints_to_input(k, fitter.body, focal=args.focal, tag=stem))
         except Exception as exc:
             msg = str(exc) if str(exc).startswith(str(src)) else f"{src}: {exc}"
             print(f"error: {msg}", file=sys.stderr)
             failures.append(msg)
-    results = fitter.fit(items) if items else []
+    clash = _clobbered_input(out, [it.tag for it in items], args.inputs)
+    if clash:
+        print(f"error: refusing to write {clash[0]}: it would overwrite the input {clash[1]}; "
+              f"choose another --out", file=sys.stderr)
+        return 2
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"error: {out}: cannot create output folder ({exc.strerror or exc})", file=sys.stderr)
+        return 2
+    results = api.fit_items(fitter, items) if items else []
     body_path = fitter.body.data.path
     for res in results:
         stem = res.tag

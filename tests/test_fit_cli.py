@@ -50,3 +50,59 @@ def test_missing_model_file_is_one_line(tmp_path, capsys):
     rc = main(["fit", f"{IMAGES}/astronaut.png", "--model", str(tmp_path / "nope.pkl"), "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert rc == 2 and "nope.pkl" in err and len(err.strip().splitlines()) == 1
+
+
+#: a person standing facing the camera in a 480x640 photo, COCO-17 order
+STANDING = np.array([(240, 100), (250, 90), (230, 90), (262, 95), (218, 95), (290, 160), (190, 160), (305, 250),
+                     (175, 250), (310, 330), (170, 330), (270, 330), (210, 330), (272, 450), (208, 450),
+                     (274, 570), (206, 570)], np.float64)
+
+
+def _npy(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, np.concatenate([STANDING, np.ones((17, 1))], 1))
+    return path
+
+
+def test_fit_array_file_with_layout_and_image_size(tmp_path, capsys):
+    a, b = _npy(tmp_path / "a" / "kp.npy"), _npy(tmp_path / "b" / "kp.npy")
+    out = tmp_path / "out"
+    assert main(["fit", str(a), "--out", str(out)]) == 1  # an array needs its layout named
+    assert "name the layout" in capsys.readouterr().err
+    rc = main(["fit", str(a), str(b), "--layout", "coco", "--image-size", "480,640", "--out", str(out)])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    rep = json.loads((out / "kp.json").read_text())
+    assert rep["camera"]["principal_point"] == [240.0, 320.0] and rep["camera"]["image_size"] == [480, 640]
+    assert not rep["warnings"] and rep["mean_reprojection_error_px"] < 25
+    assert (out / "kp_2.json").exists()  # same stem from two folders: the second does not overwrite the first
+    # no size: guessed from the points, and the fit says so
+    assert main(["fit", str(a), "--layout", "coco17", "--out", str(tmp_path / "guess"), "--no-overlay"]) == 0
+    printed = capsys.readouterr().out
+    rep = json.loads((tmp_path / "guess" / "kp.json").read_text())
+    assert any("principal point" in w and "guessed" in w for w in rep["warnings"]), rep["warnings"]
+    assert "principal point" in printed
+
+
+@pytest.mark.parametrize("opt", [["--bbox", "1,2,x"], ["--layout", "smpl"], ["--image-size", "640"],
+                                 ["--image-size", "0,480"]])
+def test_bad_input_options_are_one_line(tmp_path, capsys, opt):
+    rc = main(["fit", str(_npy(tmp_path / "kp.npy")), "--out", str(tmp_path / "out")] + opt)
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and err.startswith("error: ") and opt[0] in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_fit_refuses_to_overwrite_its_input(tmp_path, capsys):
+    d = {"images": [{"id": 1, "file_name": "p.jpg", "width": 480, "height": 640}],
+         "annotations": [{"id": 5, "image_id": 1,
+                          "keypoints": np.concatenate([STANDING, np.full((17, 1), 2)], 1).ravel().tolist()}]}
+    src = tmp_path / "people.json"
+    src.write_text(json.dumps(d))
+    before = src.read_text()
+    rc = main(["fit", str(src), "--out", str(tmp_path), "--image-id", "p.jpg"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "overwrite the input" in err and len(err.strip().splitlines()) == 1
+    assert src.read_text() == before and not (tmp_path / "people.npz").exists()
+    rc = main(["fit", str(src), "--out", str(tmp_path / "out"), "--image-id", "1", "--no-overlay"])
+    assert rc == 0 and (tmp_path / "out" / "people.json").exists()

@@ -277,6 +277,41 @@ def test_coco_people_visibility_and_selection(tmp_path):
         read_keypoints(only_empty)
 
 
+def test_coco_crowd_and_unlabelled_give_a_reason(tmp_path):
+    k = [float(v) for j in range(17) for v in (100 + j, 50 + j, 2)]
+    d = {"images": [{"id": 7, "file_name": "a.jpg", "width": 640, "height": 480}],
+         "annotations": [{"id": 12, "image_id": 7, "iscrowd": 1, "keypoints": [0.0] * 51},
+                         {"id": 13, "image_id": 7, "keypoints": [0.0] * 51}]}
+    # one annotation at a time (as pseudo-gt does): a named error, not a bare StopIteration
+    one = dict(d, annotations=[d["annotations"][0]])
+    with pytest.raises(KeypointError, match=r"^src.json annotation 12: no people to fit: crowd region"):
+        next(iter(iter_coco_people(one, where="src.json annotation 12")))
+    p = tmp_path / "coco.json"
+    p.write_text(json.dumps(d))
+    with pytest.raises(KeypointError, match=r"annotation 12: crowd region.*annotation 13: unlabelled") as e:
+        read_keypoints(p)
+    assert str(e.value).startswith(str(p)) and "\n" not in str(e.value)
+    d["annotations"].append({"id": 14, "image_id": 7, "keypoints": k})
+    p.write_text(json.dumps(d))
+    (got,) = read_keypoints(p)  # the others are still skipped quietly when somebody is left
+    assert got.meta["annotation_id"] == 14
+
+
+def test_guessed_image_size_is_marked_and_shared_by_the_people_of_a_file(tmp_path):
+    a = np.concatenate([np.random.default_rng(0).uniform(10, 200, (25, 2)), np.ones((25, 1))], 1)
+    b = a + [300, 100, 0]
+    p = tmp_path / "two_keypoints.json"
+    p.write_text(json.dumps({"people": [{"pose_keypoints_2d": a.ravel().tolist()},
+                                        {"pose_keypoints_2d": b.ravel().tolist()}]}))
+    ks = read_keypoints(p)
+    assert all(k.meta.get("image_size_guessed") for k in ks)
+    assert ks[0].image_size == ks[1].image_size and ks[0].image_size[0] > b[:, 0].max()  # one photo, one size
+    assert not read_keypoints(p, image_size=(640, 480))[0].meta.get("image_size_guessed")
+    np.save(tmp_path / "two.npy", np.stack([a[:17], b[:17]]))
+    ks = read_keypoints(tmp_path / "two.npy", layout="coco17")
+    assert ks[0].image_size == ks[1].image_size and ks[0].meta["image_size_guessed"]
+
+
 def test_arrays_with_named_layout(tmp_path):
     a = np.ones((2, 17, 3), np.float32)
     a[..., :2] = 20

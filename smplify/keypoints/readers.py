@@ -15,8 +15,10 @@
   optional ``image_size`` = (width, height)).
 
 People with no confident keypoint at all (COCO's unlabelled crowd annotations, OpenPose's empty
-detections) are skipped; a file where nobody is left raises. Every error is a one-line
-:class:`KeypointError` naming the file.
+detections) are skipped; a file where nobody is left raises, saying why (for COCO: which
+annotations were crowd regions or unlabelled). Every error is a one-line :class:`KeypointError`
+naming the file. A size that had to be guessed (OpenPose or arrays without a photo or a size)
+is marked ``meta["image_size_guessed"] = True``; the fitter's result then carries a warning.
 """
 from __future__ import annotations
 
@@ -138,10 +140,13 @@ def _openpose(d: dict, path: Path, image_size=None) -> List[Keypoints2D]:
                                 f"(expected 75 for BODY_25 or 54 for COCO-18)")
         arr = arr.reshape(-1, 3)
         conf = np.clip(arr[:, 2], 0, 1) if np.isfinite(arr[:, 2]).all() else arr[:, 2]
-        s = size or _extent_size(arr[:, :2], conf)
         meta = {"person": i} if size else {"person": i, "image_size_guessed": True}
-        out.append(Keypoints2D(layout, names, arr[:, :2].astype(np.float32), conf.astype(np.float32), tuple(s),
+        out.append(Keypoints2D(layout, names, arr[:, :2].astype(np.float32), conf.astype(np.float32), size,
                                img, None, "openpose", meta))
+    if size is None and out:  # one photo: one guessed size for everybody in it (same principal point)
+        s = _extent_size(np.concatenate([k.xy for k in out]), np.concatenate([k.confidence for k in out]))
+        for k in out:
+            k.image_size = tuple(s)
     return out
 
 
@@ -176,7 +181,9 @@ def iter_coco_people(source: Union[str, Path, dict], image_id=None, file_name=No
                      where=None) -> Iterator[Keypoints2D]:
     """People of a COCO keypoint file (a path or the loaded dict), one by one, optionally only one
     image's (``image_id`` = an id or a file name; ``file_name`` = a file name). Unlabelled (all v = 0)
-    and crowd annotations are skipped. Not validated: call ``.validate()`` on what you keep."""
+    and crowd annotations are skipped; if that leaves nobody (e.g. the one annotation asked for is a
+    crowd region), a :class:`KeypointError` says why ("annotation 12: crowd region (iscrowd=1), ...")
+    instead of an empty iteration. Not validated: call ``.validate()`` on what you keep."""
     if isinstance(source, dict):
         d, where = source, where or "COCO keypoints"
     else:
@@ -187,10 +194,12 @@ def iter_coco_people(source: Union[str, Path, dict], image_id=None, file_name=No
     images = {im["id"]: im for im in d.get("images", []) if isinstance(im, dict) and "id" in im}
     wanted = _select_image(images, file_name if file_name is not None else image_id, where)
     base = None if isinstance(source, dict) else Path(source).parent
+    skipped, yielded = [], 0
     for j, ann in enumerate(d["annotations"]):
         if not isinstance(ann, dict) or (wanted is not None and ann.get("image_id") != wanted):
             continue
         if ann.get("iscrowd"):
+            skipped.append((ann.get("id", j), "crowd region (iscrowd=1), not one person with keypoints"))
             continue
         kp = _num_list(ann.get("keypoints", []), where, f"annotation {ann.get('id', j)} keypoints")
         if kp.size != 17 * 3:
@@ -199,6 +208,7 @@ def iter_coco_people(source: Union[str, Path, dict], image_id=None, file_name=No
         kp = kp.reshape(17, 3)
         conf = np.array([COCO_VISIBILITY.get(int(v), 0.0) if np.isfinite(v) else np.nan for v in kp[:, 2]])
         if np.nan_to_num(conf).max() <= 0 and np.isfinite(kp).all():
+            skipped.append((ann.get("id", j), "unlabelled (every keypoint has v = 0), no keypoints to fit"))
             continue  # unlabelled person (num_keypoints = 0)
         im = images.get(ann.get("image_id"), {})
         size = (int(im.get("width", 0) or 0), int(im.get("height", 0) or 0))
@@ -214,8 +224,21 @@ def iter_coco_people(source: Union[str, Path, dict], image_id=None, file_name=No
             bbox = (float(bbox[0]), float(bbox[1]), float(bbox[0]) + float(bbox[2]), float(bbox[1]) + float(bbox[3]))
         else:
             bbox = None
+        yielded += 1
         yield Keypoints2D("coco17", COCO17, kp[:, :2].astype(np.float32), conf.astype(np.float32), size, fname,
                           bbox, "coco", meta)
+    if not yielded and skipped:
+        raise KeypointError(f"{where}: no people to fit: " + _skipped_reasons(skipped, where))
+
+
+def _skipped_reasons(skipped: list, where: str) -> str:
+    """'annotation 12: crowd region ...; annotation 13: unlabelled ...' (at most 3, then a count)."""
+    parts = []
+    for aid, why in skipped[:3]:
+        label = f"annotation {aid}"
+        parts.append(why if str(where).endswith(label) else f"{label}: {why}")  # no "annotation 12: annotation 12"
+    more = f"; and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+    return "; ".join(parts) + more
 
 
 def _arrays(path: Path, layout: Optional[str], image_size=None) -> List[Keypoints2D]:
@@ -254,8 +277,9 @@ def _arrays(path: Path, layout: Optional[str], image_size=None) -> List[Keypoint
         raise KeypointError(f"{path}: expected (N, 3) or (P, N, 3) with N = {len(names)} for {layout}, "
                             f"got {arr.shape}")
     out = []
+    guess = None if size else _extent_size(arr[..., :2].reshape(-1, 2), np.nan_to_num(arr[..., 2]).ravel())
     for i, a in enumerate(arr):
-        s = size or _extent_size(a[:, :2], np.nan_to_num(a[:, 2]))
+        s = size or guess  # one guessed size for every person of the file
         meta = {"person": i} if size else {"person": i, "image_size_guessed": True}
         out.append(Keypoints2D(layout, names, a[:, :2].astype(np.float32), a[:, 2].astype(np.float32), tuple(s),
                                None, None, "array", meta))
