@@ -56,7 +56,7 @@ class FitConfig:
     prior: str = "gmm"  # none | gmm | vae
     prior_path: Optional[str] = None  # a user's prior file instead of the shipped one
     vae_mode: str = "latent"  # latent: pose = decode(z), penalty ½|z|² ; penalty: encoder-mean penalty
-    optimizer: str = "lbfgs"  # lbfgs | adam
+    optimizer: str = "auto"  # auto | lm | lbfgs | adam; auto: Levenberg-Marquardt where the prior allows (none, gmm), else lbfgs
     stages: Tuple[Stage, ...] = field(default_factory=default_stages)
     sigma: float = 100.0  # Geman-McClure scale, normalised pixels
     min_confidence: float = 0.3  # keypoints below this confidence are missing (weight 0)
@@ -71,6 +71,8 @@ class FitConfig:
     ftol: float = 1e-6
     settle_window: int = 5  # converged also when the last stage's loss changed by < settle_tol
     settle_tol: float = 1e-3  # (relative) over its final settle_window iterations
+    lm_iterations_factor: float = 1.0  # Levenberg-Marquardt runs at most this × each stage's iterations
+    lm_ftol: float = 1e-5  # relative decrease below which a Levenberg-Marquardt row has converged
     adam_lr: float = 0.03
     adam_iterations_factor: float = 4.0  # Adam runs this many times each stage's iteration count
     seed: int = 0

@@ -18,7 +18,7 @@ from .body import BodyModel
 from .camera import Camera, project
 from .config import FitConfig, Stage
 from .objective import REFERENCE_SCALE, bend_term, depth_term, focal_term, reprojection_term, shape_term
-from .optim import adam, lbfgs
+from .optim import adam, lbfgs, levenberg_marquardt
 
 TORSO_JOINTS = (1, 2, 16, 17)  # left/right hip, left/right shoulder
 FACING_CAMERA = (math.pi, 0.0, 0.0)  # body Y-up/+Z-facing -> OpenCV camera, facing the camera
@@ -70,6 +70,7 @@ class FitResult:
     image_path: Optional[str] = None
     tag: str = ""
     loss_curve: List[float] = field(default_factory=list)  # objective after each iteration, stages concatenated
+    optimizer: str = ""  # the optimiser that ran (lm, lbfgs or adam; 'auto' resolved)
 
     @property
     def params(self) -> dict:
@@ -101,6 +102,12 @@ class Fitter:
 
             prior = get_pose_prior(self.config.prior, self.config.prior_path)
         self.prior = prior
+        self.point_jacobian = None
+        self.optimizer = self._resolve_optimizer(prior)
+        if self.optimizer == "lm":
+            from .body.jacobian import PointJacobian
+
+            self.point_jacobian = PointJacobian(body)
         self.latent = bool(getattr(prior, "supports_latent", False)) and self.config.vae_mode == "latent"
         self.pose_dim = int(prior.latent_dim) if self.latent else 63
         nb = body.num_betas
@@ -108,6 +115,24 @@ class Fitter:
                        "pose": slice(6, 6 + self.pose_dim), "betas": slice(6 + self.pose_dim, 6 + self.pose_dim + nb),
                        "focal": slice(6 + self.pose_dim + nb, 7 + self.pose_dim + nb)}
         self.dim = 7 + self.pose_dim + nb
+
+    def _resolve_optimizer(self, prior) -> str:
+        """'auto' -> Levenberg-Marquardt where the pose prior has a least-squares form (none, GMM in
+        SMPLify's max form, bend), else L-BFGS (the VAE: its decoder is no residual). 'lm' on a prior
+        without that form is an error."""
+        from .residuals import pose_prior_residuals
+
+        opt = self.config.optimizer
+        if opt not in ("auto", "lm", "lbfgs", "adam"):
+            raise ValueError(f"optimizer must be auto, lm, lbfgs or adam, not {opt!r}")
+        if opt not in ("auto", "lm"):
+            return opt
+        ok = not (getattr(prior, "supports_latent", False) and self.config.vae_mode == "latent") \
+            and pose_prior_residuals(prior, torch.zeros(1, 63)) is not None
+        if opt == "lm" and not ok:
+            raise ValueError(f"optimizer 'lm' needs a pose prior with a least-squares form (none, gmm, bend); "
+                             f"prior {self.config.prior!r} has none: use lbfgs, adam or auto")
+        return "lm" if ok else "lbfgs"
 
     def _regressor_point_map(self) -> torch.Tensor:
         """Map this body's points onto the regressor's input slots by name.
@@ -195,6 +220,53 @@ class Fitter:
             "focal": focal_term(x[:, self.slices["focal"]]),
         }
         return terms, proj
+
+    def _residuals(self, x, batch, stage: Stage, rows=None):
+        """The objective as least squares: f (R,), residuals r (R, K) and ∂r/∂x (R, K, D) (all of x's
+        columns), with f = ‖r‖² + the GMM's component constant × the prior weight. Same terms and
+        weights as :meth:`_terms` / :meth:`_total` (tested to agree)."""
+        from .residuals import bend_residuals, pose_prior_residuals, reprojection_residuals
+
+        if rows is not None:
+            batch = {k: v[rows] for k, v in batch.items()}
+        c, sl = self.config, self.slices
+        B = x.shape[0]
+        pose = x[:, sl["pose"]]
+        P, d_rot, d_beta = self.point_jacobian(x[:, sl["global_orient"]], pose, x[:, sl["betas"]],
+                                               x[:, sl["transl"]], index=batch["index"])
+        M = P.shape[1]
+        nb = d_beta.shape[-1]
+        dP = torch.cat([torch.eye(3).expand(B, M, 3, 3), d_rot, d_beta], -1)  # (B, M, 3, 3 + 66 + S)
+        focal = batch["focal"] * torch.exp(x[:, sl["focal"]])
+        w = batch["w_torso"] if stage.torso_only else batch["w"]
+        r_data, J_data = reprojection_residuals(P, dP, focal, batch["pp"], batch["xy"], w, batch["scale"],
+                                                c.sigma, d_log_focal=True)  # columns: transl, rot, betas, focal
+        D = self.dim
+        blocks_r, blocks_J = [r_data], [J_data]
+
+        def add(r, cols, Jc, weight):
+            if weight == 0 or r.shape[1] == 0:
+                return
+            sw = weight ** 0.5
+            J = x.new_zeros(B, r.shape[1], D)
+            J[:, :, cols] = Jc * sw
+            blocks_r.append(r * sw)
+            blocks_J.append(J)
+
+        pr = pose_prior_residuals(self.prior, pose)
+        r_p, J_p, const = pr
+        add(r_p, sl["pose"], J_p, stage.pose_prior)
+        r_b, J_b = bend_residuals(pose)
+        add(r_b, sl["pose"], J_b, stage.bend)
+        add(x[:, sl["betas"]], sl["betas"], torch.eye(nb).expand(B, nb, nb), stage.shape)
+        dz = torch.zeros(B, 1, 3)
+        dz[..., 2] = 1.0
+        add((x[:, 2] - batch["transl0"][:, 2])[:, None], sl["transl"], dz, stage.depth)
+        add(x[:, sl["focal"]], sl["focal"], torch.ones(B, 1, 1), c.focal_weight)
+        r = torch.cat(blocks_r, 1)
+        J = torch.cat(blocks_J, 1)
+        f = r.pow(2).sum(-1) + stage.pose_prior * const
+        return f, r, J
 
     def _total(self, terms, stage: Stage):
         c = self.config
@@ -323,7 +395,15 @@ class Fitter:
                 terms, _ = self._terms(base.index_copy(1, free, xs), batch, stage.torso_only, rows)
                 return self._total(terms, stage)
 
-            if optimizer == "adam":
+            if optimizer == "lm":
+                def res_closure(xs, rows, stage=stage, free=free, fixed=fixed):
+                    base = fixed if rows is None else fixed[rows]
+                    f, r, J = self._residuals(base.index_copy(1, free, xs), batch, stage, rows)
+                    return f, r, J[:, :, free]
+
+                r = levenberg_marquardt(res_closure, x[:, free], ftol=c.lm_ftol,
+                                        max_iter=max(1, int(stage.iterations * c.lm_iterations_factor)))
+            elif optimizer == "adam":
                 r = adam(closure, x[:, free], max_iter=int(stage.iterations * c.adam_iterations_factor),
                          lr=c.adam_lr, ftol=c.ftol)
             else:
@@ -375,24 +455,24 @@ class Fitter:
             x1 = self._initial(inputs, batch, TURNED_AROUND)
             both = {k: torch.cat([v, v]) for k, v in batch.items()}
             both["transl0"] = torch.cat([x0, x1])[:, self.slices["transl"]].clone()
-            xf, itf, cvf, flf, sff, cuf = self._run_stages(torch.cat([x0, x1]), both, c.optimizer, stages[:n_flip])
+            xf, itf, cvf, flf, sff, cuf = self._run_stages(torch.cat([x0, x1]), both, self.optimizer, stages[:n_flip])
             fin = torch.where(flf | ~torch.isfinite(sff[:, -1]), torch.full_like(sff[:, -1], float("inf")), sff[:, -1])
             choose_flip = fin[B:] < fin[:B]
             pick = torch.arange(B) + B * choose_flip.long()
             x0 = torch.where(choose_flip[:, None], x1, x0)
             batch["transl0"] = both["transl0"][pick]
             x, iters, conv, failed, stage_f = xf[pick], itf[pick], cvf[pick], flf[pick], sff[pick]
-            x2, it2, conv, fl2, sf2, cu2 = self._run_stages(x, batch, c.optimizer, stages[n_flip:])
+            x2, it2, conv, fl2, sf2, cu2 = self._run_stages(x, batch, self.optimizer, stages[n_flip:])
             x, iters, failed, stage_f = x2, iters + it2, failed | fl2, torch.cat([stage_f, sf2], 1)
             curve = torch.cat([cuf[pick], cu2], 1)
         else:
-            x, iters, conv, failed, stage_f, curve = self._run_stages(x0, batch, c.optimizer, stages)
+            x, iters, conv, failed, stage_f, curve = self._run_stages(x0, batch, self.optimizer, stages)
         curves = list(curve)
         restarted = self._bad(x, stage_f[:, -1]) | failed
         if restarted.any():  # restart bad rows from the start with the other optimiser
             rows = restarted.nonzero().squeeze(1)
             sub = {k: v[rows] for k, v in batch.items()}
-            other = "adam" if c.optimizer == "lbfgs" else "lbfgs"
+            other = {"lbfgs": "adam", "adam": "lbfgs", "lm": "lbfgs"}[self.optimizer]
             x2, it2, cv2, fl2, sf2, cu2 = self._run_stages(x0[rows], sub, other, stages)
             x[rows], iters[rows], conv[rows], failed[rows], stage_f[rows] = x2, iters[rows] + it2, cv2, fl2, sf2
             for j, r in enumerate(rows.tolist()):
@@ -437,5 +517,6 @@ class Fitter:
                 time_s=elapsed / B, flipped=bool(choose_flip[b]), converged=bool(conv[r]) and not bool(bad[r]),
                 failed=bool(bad[r]), restarted=bool(restarted[r]), warnings=warn, prior=self.config.prior,
                 body_model=self.body.name, stage_losses=[float(v) for v in stage_f[r]],
-                image_path=inp.image_path, tag=inp.tag, loss_curve=[float(v) for v in curves[r]]))
+                image_path=inp.image_path, tag=inp.tag, loss_curve=[float(v) for v in curves[r]],
+                optimizer=self.optimizer))
         return results

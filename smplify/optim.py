@@ -220,3 +220,66 @@ def adam(closure: Closure, x0: torch.Tensor, max_iter: int = 100, lr: float = 0.
     f, _ = value_and_grad(closure, best_x)
     failed = ~torch.isfinite(f) & active
     return OptimResult(best_x, f, iters, frozen | failed, failed, _stack_trace(trace, f))
+
+
+ResidualClosure = Callable[[torch.Tensor, Optional[torch.Tensor]], tuple]
+
+
+def levenberg_marquardt(residuals: ResidualClosure, x0: torch.Tensor, max_iter: int = 30, ftol: float = 1e-6,
+                        mu0: float = 1e-3, active: torch.Tensor | None = None) -> OptimResult:
+    """Batched Levenberg-Marquardt for objectives of the form f = ‖r(x)‖² + c(x) (c piecewise constant).
+
+    ``residuals(x, rows) -> (f (R,), r (R, M), J (R, M, D))`` for the rows ``rows`` (None: all).
+    Each row keeps its own damping μ (Marquardt's scaling, H + μ·diag(H)) and is accepted on its
+    true objective f, so a row's step never raises its loss; a rejected step raises μ (Nielsen's
+    update), an accepted one lowers it. One evaluation per iteration, no autograd. A row has
+    converged when an accepted step lowers f by less than ``ftol`` (relative) or μ has grown
+    past 1e10 (no step helps); non-finite trials are rejected, a non-finite start is ``failed``.
+    """
+    B, D = x0.shape
+    dev, dt = x0.device, x0.dtype
+    x = x0.detach().clone()
+    with torch.no_grad():
+        f, r, J = residuals(x, None)
+    active = torch.ones(B, dtype=torch.bool, device=dev) if active is None else active.clone()
+    failed = ~(torch.isfinite(f) & torch.isfinite(r).all(-1) & torch.isfinite(J).flatten(1).all(-1)) & active
+    active &= ~failed
+    converged = torch.zeros(B, dtype=torch.bool, device=dev)
+    iters = torch.zeros(B, dtype=torch.long, device=dev)
+    mu = torch.full((B,), mu0, device=dev, dtype=dt)
+    nu = torch.full((B,), 2.0, device=dev, dtype=dt)
+    eye = torch.eye(D, device=dev, dtype=dt)
+    trace = []
+    for _ in range(max_iter):
+        run = active & ~converged
+        if not run.any():
+            break
+        idx = run.nonzero().squeeze(1)
+        Jr, rr, mur = J[idx], r[idx], mu[idx]
+        H = Jr.transpose(1, 2) @ Jr  # (R, D, D)
+        g = (Jr.transpose(1, 2) @ rr[..., None])[..., 0]  # (R, D)
+        diag = torch.diagonal(H, dim1=1, dim2=2)
+        damp = diag + 1e-9 * diag.amax(-1, keepdim=True).clamp(min=1e-12)
+        A = H + (mur[:, None] * damp)[..., None] * eye
+        Lc, info = torch.linalg.cholesky_ex(A)
+        step = -torch.cholesky_solve(g[..., None], Lc)[..., 0]
+        ok_solve = (info == 0) & torch.isfinite(step).all(-1)
+        step = torch.where(ok_solve[:, None], step, torch.zeros_like(step))
+        pred = -(2 * (g * step).sum(-1) + (step[:, None] @ H @ step[..., None])[:, 0, 0])  # predicted ‖r‖² decrease
+        with torch.no_grad():
+            fn, rn, Jn = residuals(x[idx] + step, idx)
+        finite = torch.isfinite(fn) & torch.isfinite(rn).all(-1) & torch.isfinite(Jn).flatten(1).all(-1)
+        gain = f[idx] - fn
+        acc = ok_solve & finite & (gain > 0)
+        rho = gain / pred.clamp(min=1e-30)
+        new_mu = torch.where(acc, mur * torch.clamp(1 - (2 * rho - 1).pow(3), min=1 / 3), mur * nu[idx])
+        nu[idx] = torch.where(acc, torch.full_like(mur, 2.0), nu[idx] * 2)
+        mu[idx] = new_mu.clamp(max=1e12)
+        a = idx[acc]
+        x[a] = x[a] + step[acc]
+        small = acc & (gain <= ftol * f[idx].abs().clamp(min=1.0))
+        f[a], r[a], J[a] = fn[acc], rn[acc], Jn[acc]
+        iters[idx] += 1
+        converged[idx] |= small | (new_mu >= 1e10)
+        trace.append(f.clone())
+    return OptimResult(x, f, iters, converged | failed, failed, _stack_trace(trace, f))

@@ -1,0 +1,158 @@
+"""Body points and their analytic Jacobian, without autograd.
+
+What the Levenberg-Marquardt fitter evaluates every iteration: the 24 joints and the
+landmarks in camera coordinates, and ∂point/∂(translation, joint rotations, shape).
+
+Notation: B batch, J = 24 joints, A = number of rotated joints (the root and the body
+joints whose rotation is a parameter), L landmarks, N = J + L points, S shape directions.
+
+Derivatives (all exact for models without pose correctives):
+
+* rotation of joint a, right-perturbed, R_a(θ + δ) ≈ R_a exp([J_r(θ_a) δ]×): a point P that
+  moves rigidly with a descendant of a changes by −[P − p_a]× G_a J_r(θ_a) δ, where G_a and
+  p_a are a's global rotation and position. A landmark is a fixed blend of vertices skinned
+  by several joints, so its "moment" about a is the blend of those rigid motions (precomputed
+  per landmark and joint, see :class:`PointJacobian`).
+* shape: joints are linear in β (J = J̄ + Jsd β) and so are the posed points for a fixed pose.
+* translation: the identity.
+
+For official SMPL files, whose pose correctives move landmark vertices a little with the
+pose, the Jacobian leaves the correctives' own derivative out (the points themselves include
+them): an approximation that Levenberg-Marquardt tolerates, since steps are accepted on the
+true objective.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from .kinematics import fast_rodrigues, forward_kinematics, pose_features
+
+
+def right_jacobian_so3(rotvec: torch.Tensor) -> torch.Tensor:
+    """Right Jacobian of the rotation-vector exponential: (..., 3) -> (..., 3, 3).
+
+    J_r(θ) = I − (1 − cos t)/t² [θ]× + (t − sin t)/t³ [θ]×², t = |θ| (series below 1e-3).
+    """
+    t2 = rotvec.pow(2).sum(-1, keepdim=True)[..., None]
+    t = t2.sqrt()
+    small = t < 1e-3
+    ts = torch.where(small, torch.ones_like(t), t)
+    a = torch.where(small, 0.5 - t2 / 24.0, (1 - ts.cos()) / ts.pow(2))
+    b = torch.where(small, 1.0 / 6.0 - t2 / 120.0, (ts - ts.sin()) / ts.pow(3))
+    x, y, z = rotvec.unbind(-1)
+    o = torch.zeros_like(x)
+    K = torch.stack([o, -z, y, z, o, -x, -y, x, o], -1).unflatten(-1, (3, 3))
+    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device)
+    return eye - a * K + b * (K @ K)
+
+
+class PointJacobian:
+    """Constant tables of a :class:`~smplify.body.BodyModel` for points + Jacobian.
+
+    Args:
+        body: the body model. rotated: the joints whose rotation is a parameter (A of them,
+            in parameter order; default the root and SMPL joints 1-21).
+    """
+
+    def __init__(self, body, rotated: Sequence[int] = tuple(range(22))):
+        self.body = body
+        self.rotated = torch.tensor(list(rotated))
+        parents = body.tree.parents
+        J = len(parents)
+        self.J = J
+        anc = torch.zeros(J, J)  # anc[i, a] = 1 if a is i or an ancestor of i
+        for i in range(J):
+            a = i
+            while a >= 0:
+                anc[i, a] = 1.0
+                a = parents[a]
+        self.anc = anc
+        self.anc_rot = anc[:, self.rotated]  # (J, A)
+        S = body.num_betas
+        self.S = S
+        D = body.tree.offset_matrix.to(body.J_template)
+        par = torch.tensor([max(p, 0) for p in parents])
+        self.parent = par
+        self.root_mask = torch.tensor([p < 0 for p in parents])
+        self.offset_shapedirs = torch.einsum("ij,jxs->ixs", D, body.J_shapedirs)  # (J, 3, S)
+        L, K = body.lm_weight.shape
+        self.L = L
+        if L:
+            wk = body.lm_weight[:, :, None] * body.lm_skin.view(L, K, J)  # (L, K, J)
+            self.lm_c = wk.sum(1)  # (L, J): landmark l's total weight on joint j
+            self.lm_u0 = torch.einsum("lkj,lkx->ljx", wk, body.lm_template.view(L, K, 3))  # (L, J, 3)
+            lsd = body.shapedirs[body.lm_vertex].view(L, K, 3, S)
+            self.lm_usd = torch.einsum("lkj,lkxs->ljxs", wk, lsd)  # (L, J, 3, S)
+            self.lm_ushape = self.lm_usd - self.lm_c[..., None, None] * body.J_shapedirs[None]  # (L, J, 3, S)
+            self.lm_c_anc = self.lm_c @ self.anc_rot  # (L, A)
+            if body.has_posedirs:
+                P = body.lm_posedirs.shape[0]
+                lpd = body.lm_posedirs.T.reshape(L, K, 3, P)
+                self.lm_upd = torch.einsum("lkj,lkxp->ljxp", wk, lpd)  # (L, J, 3, P)
+
+    def __call__(self, global_orient, body_pose, betas, transl, index=None):
+        """Points and Jacobian blocks.
+
+        Args:
+            global_orient (B, 3), body_pose (B, 63) axis-angle of joints 1-21, betas (B, S), transl (B, 3).
+            index: optional (B, M) point indices: return only those points (N = M), cheaper than
+                gathering afterwards.
+        Returns:
+            points (B, N, 3); d_rot (B, N, 3, A·3) w.r.t. [global_orient, body_pose];
+            d_betas (B, N, 3, S). ∂points/∂transl is the identity.
+        """
+        body = self.body
+        B = global_orient.shape[0]
+        J, A = self.J, len(self.rotated)
+        rot = torch.cat([global_orient.reshape(B, 1, 3), body_pose.reshape(B, -1, 3)], 1)
+        if rot.shape[1] < J:
+            rot = torch.cat([rot, rot.new_zeros(B, J - rot.shape[1], 3)], 1)
+        rotmats = fast_rodrigues(rot)
+        joints_rest = body.J_template + (betas @ body.J_shapedirs_t).view(B, J, 3)
+        g_pos, g_rot, skin_t = forward_kinematics(rotmats, joints_rest, body.tree)
+        g_pos = g_pos + transl[:, None]
+        skin_t = skin_t + transl[:, None]
+        # the rotated joints' columns: Z_a = G_a J_r(θ_a); a point's derivative is Z_a[:, c] × Q
+        ra = self.rotated
+        Z = g_rot[:, ra] @ right_jacobian_so3(rot[:, ra])  # (B, A, 3, 3)
+        pa = g_pos[:, ra]  # (B, A, 3)
+        # joints: moment about a is (p_i − p_a) where a is an ancestor (or self) of i
+        Qj = (g_pos[:, :, None] - pa[:, None]) * self.anc_rot[None, :, :, None]  # (B, J, A, 3)
+        # shape: ∂p_i/∂β = Σ_{a ∈ anc*(i)} G_parent(a) (offset shape directions of a)
+        Gp = torch.where(self.root_mask[None, :, None, None], torch.eye(3).to(g_rot), g_rot[:, self.parent])
+        V = Gp @ self.offset_shapedirs  # (B, J, 3, S)
+        dj_beta = torch.einsum("ia,baxs->bixs", self.anc, V)  # (B, J, 3, S)
+        if self.L:
+            L = self.L
+            u = self.lm_u0 + (betas @ self.lm_usd.permute(3, 0, 1, 2).reshape(self.S, -1)).view(B, L, J, 3)
+            if body.has_posedirs:
+                pf = pose_features(rotmats)
+                u = u + (pf @ self.lm_upd.permute(3, 0, 1, 2).reshape(pf.shape[1], -1)).view(B, L, J, 3)
+            # X_lj = G_j u_lj + c_lj t_j: the landmark's share that moves rigidly with joint j
+            X = (g_rot[:, None] @ u[..., None])[..., 0] + self.lm_c[None, :, :, None] * skin_t[:, None]  # (B, L, J, 3)
+            lms = X.sum(2)
+            Ql = torch.einsum("bljx,ja->blax", X, self.anc_rot) - self.lm_c_anc[None, :, :, None] * pa[:, None]
+            dl_beta = torch.einsum("bjxy,ljys->blxs", g_rot, self.lm_ushape) \
+                + torch.einsum("lj,bjxs->blxs", self.lm_c, dj_beta)
+            points = torch.cat([g_pos, lms], 1)
+            Q = torch.cat([Qj, Ql], 1)
+            d_beta = torch.cat([dj_beta, dl_beta], 1)
+        else:
+            points, Q, d_beta = g_pos, Qj, dj_beta
+        if index is not None:
+            points = torch.gather(points, 1, index[..., None].expand(-1, -1, 3))
+            Q = torch.gather(Q, 1, index[..., None, None].expand(-1, -1, *Q.shape[2:]))
+            d_beta = torch.gather(d_beta, 1, index[..., None, None].expand(-1, -1, *d_beta.shape[2:]))
+        N = points.shape[1]
+        # d_rot[b, n, :, a, c] = Z_a[:, c] × Q_na
+        # written out per component (torch.linalg.cross is several times slower on these small shapes):
+        # (z × q)_x = z_y q_z − z_z q_y, etc., with z = Z[:, a, :, c] (rows of Z: xyz, columns: c)
+        Zr = Z[:, None]  # (B, 1, A, 3xyz, 3c)
+        q = Q[..., None]  # (B, N, A, 3xyz, 1)
+        zx, zy, zz = Zr.unbind(-2)
+        qx, qy, qz = q.unbind(-2)
+        d_rot = torch.stack([zy * qz - zz * qy, zz * qx - zx * qz, zx * qy - zy * qx], 2)  # (B, N, 3xyz, A, 3c)
+        d_rot = d_rot.reshape(B, N, 3, A * 3)
+        return points, d_rot, d_beta
