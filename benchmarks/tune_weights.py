@@ -2,6 +2,7 @@
 
     python -m benchmarks.tune_weights --prior gmm --scales 1,0.3,0.1,0.03
 
+(``--optimizer lm`` tunes with ``lm_prior_scale`` at 1, so a scale found here is the LM factor.)
 Builds synthetic cases from poses of the open set's train split (a seeded subset), fits them
 with every pose-prior scale (all stages' pose-prior weights multiplied by it), and prints
 PA-MPJPE and 2D error per noise/dropout level.
@@ -29,6 +30,7 @@ def main(argv=None):
     ap.add_argument("--bend", default="1")
     ap.add_argument("--n", type=int, default=24)
     ap.add_argument("--iters", default="1")
+    ap.add_argument("--optimizer", default="auto", choices=["auto", "lm", "lbfgs", "adam"])
     a = ap.parse_args(argv)
     body = api.load_body()
     poses = open_poses("train")
@@ -42,7 +44,7 @@ def main(argv=None):
             for s in [float(x) for x in a.scales.split(",")]:
                 stages = tuple(replace(st, pose_prior=st.pose_prior * s, bend=st.bend * bend,
                                        iterations=int(st.iterations * it)) for st in default_stages())
-                fitter = api.make_fitter(a.prior, config=FitConfig(stages=stages))
+                fitter = api.make_fitter(a.prior, config=FitConfig(stages=stages, optimizer=a.optimizer, lm_prior_scale=1.0))
                 rows = evaluate_batch(fitter, cases, a.prior, yard)
                 out = []
                 for n_, d_ in ((0.0, 0.0), (8.0, 0.3)):
@@ -50,7 +52,7 @@ def main(argv=None):
                     out.append(f"n{n_:g}/d{d_:g}: PA {np.mean([x['pa_mpjpe_mm'] for x in r]):5.1f} "
                                f"2D {np.mean([x['reproj_px'] for x in r]):4.1f}")
                 allpa = np.mean([x["pa_mpjpe_mm"] for x in rows])
-                print(f"{a.prior} scale {s:<5g} bend {bend:<4g} iters x{it:<4g} all PA {allpa:5.1f} | " + " | ".join(out),
+                print(f"{a.prior} {fitter.optimizer} scale {s:<5g} bend {bend:<4g} iters x{it:<4g} all PA {allpa:5.1f} | " + " | ".join(out),
                       flush=True)
 
 

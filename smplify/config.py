@@ -73,6 +73,9 @@ class FitConfig:
     settle_tol: float = 1e-3  # (relative) over its final settle_window iterations
     lm_iterations_factor: float = 1.0  # Levenberg-Marquardt runs at most this × each stage's iterations
     lm_ftol: float = 1e-5  # relative decrease below which a Levenberg-Marquardt row has converged
+    # LM converges where L-BFGS stops early, so it wants a firmer pose prior: on *training* poses
+    # (python -m benchmarks.tune_weights --optimizer lm --scales 0.5,1,2,4) 2x balanced 3D and 2D error
+    lm_prior_scale: float = 2.0
     adam_lr: float = 0.03
     adam_iterations_factor: float = 4.0  # Adam runs this many times each stage's iteration count
     seed: int = 0

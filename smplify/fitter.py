@@ -6,6 +6,7 @@ fits a list of them in one batched optimisation and returns :class:`FitResult`s.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -396,6 +397,8 @@ class Fitter:
                 return self._total(terms, stage)
 
             if optimizer == "lm":
+                stage = dataclasses.replace(stage, pose_prior=stage.pose_prior * c.lm_prior_scale)
+
                 def res_closure(xs, rows, stage=stage, free=free, fixed=fixed):
                     base = fixed if rows is None else fixed[rows]
                     f, r, J = self._residuals(base.index_copy(1, free, xs), batch, stage, rows)
