@@ -1,7 +1,10 @@
 """Gaussian-mixture pose prior (SMPLify's kind), fitted with scikit-learn.
 
 Saved as a plain ``.npz`` (means, covariances, weights, metadata JSON); SMPLify's own
-``gmm_08.pkl`` is read through the restricted unpickler. The negative log-likelihood is
+``gmm_08.pkl`` is read through the restricted unpickler. That file is 69-D (SMPL joints
+1-23, hands included); a 69-D mixture is reduced to our 63 body dimensions by taking each
+component's marginal (the first 63 mean entries and the 63x63 covariance block), which is
+exact for a Gaussian. The negative log-likelihood is
 batched torch: ``nll(pose, mode='logsumexp')`` is exact; ``mode='max'`` is SMPLify's
 max-component form, min_k [−log w_k + ½ log det Σ_k + ½ (x−μ_k)ᵀ Σ_k⁻¹ (x−μ_k)].
 """
@@ -16,19 +19,39 @@ import numpy as np
 import torch
 
 
+D_BODY = 63  # SMPL body joints 1..21
+D_SMPLIFY = 69  # SMPLify's gmm_08.pkl: joints 1..23
+
+
+def min_samples(components: int) -> int:
+    """Fewest poses :meth:`GMMPrior.fit` accepts: two per component (and at least 10)."""
+    return max(10, 2 * components)
+
+
 class GMMPrior:
     name = "gmm"
     supports_latent = False
 
     def __init__(self, means: np.ndarray, covars: np.ndarray, weights: np.ndarray, meta: dict | None = None,
                  mode: str = "max"):
+        means, covars, weights = np.asarray(means), np.asarray(covars), np.asarray(weights)
+        meta = dict(meta or {})
+        if means.ndim != 2 or covars.shape != (len(means), means.shape[1], means.shape[1]) or \
+                weights.shape != (len(means),):
+            raise ValueError(f"GMM arrays do not fit together: means {means.shape}, covariances {covars.shape}, "
+                             f"weights {weights.shape} (expected (K, D), (K, D, D), (K,))")
+        if means.shape[1] == D_SMPLIFY:  # marginal over body joints 1..21: drop the two hand joints
+            means, covars = means[:, :D_BODY], covars[:, :D_BODY, :D_BODY]
+            meta.setdefault("reduced", "69-D (joints 1-23) -> 63-D marginal over joints 1-21")
+        elif means.shape[1] != D_BODY:
+            raise ValueError(f"GMM has {means.shape[1]} dimensions; expected 63 (joints 1-21) or 69 (SMPLify)")
         self.means = torch.as_tensor(means, dtype=torch.float32)  # (K, D)
         cov = torch.as_tensor(covars, dtype=torch.float64)
         L = torch.linalg.cholesky(cov)
         self.prec_chol = torch.linalg.inv(L).transpose(1, 2).float()  # (K, D, D): Σ⁻¹ = P Pᵀ
         self.log_det = (2 * torch.log(torch.diagonal(L, dim1=1, dim2=2)).sum(-1)).float()
         self.log_w = torch.log(torch.as_tensor(weights, dtype=torch.float32))
-        self.meta = meta or {}
+        self.meta = meta
         self.mode = mode
         D = self.means.shape[1]
         self.const = 0.5 * D * math.log(2 * math.pi)
@@ -59,11 +82,23 @@ class GMMPrior:
 
     # ---- files ----------------------------------------------------------------------
     @classmethod
-    def fit(cls, poses: np.ndarray, components: int = 8, seed: int = 0, meta: dict | None = None) -> "GMMPrior":
-        from sklearn.mixture import GaussianMixture
-
-        gm = GaussianMixture(components, covariance_type="full", reg_covar=1e-4, max_iter=500, n_init=2,
-                             random_state=seed).fit(poses)
+    def fit(cls, poses: np.ndarray, components: int = 8, seed: int = 0, meta: dict | None = None,
+            progress: bool = True) -> "GMMPrior":
+        """Fit on (N, 63) poses. A progress bar shows each EM initialisation's iterations."""
+        poses = np.asarray(poses)
+        if poses.ndim != 2 or poses.shape[1] != D_BODY:
+            raise ValueError(f"GMM training needs (N, 63) body poses, got shape {poses.shape}")
+        if components < 1:
+            raise ValueError(f"a GMM needs at least 1 component, got {components}")
+        if len(poses) < min_samples(components):
+            raise ValueError(f"too little data for a {components}-component GMM: {len(poses)} poses, need at least "
+                             f"{min_samples(components)} (use more data or fewer --components)")
+        gm = _progress_mixture(components, progress, covariance_type="full", reg_covar=1e-4, max_iter=500,
+                               n_init=2, random_state=seed)
+        try:
+            gm.fit(poses)
+        finally:
+            gm.close_bar()
         meta = dict(meta or {}, components=components, samples=int(len(poses)), converged=bool(gm.converged_),
                     joints="SMPL body joints 1-21 (63 axis-angle numbers)", date=time.strftime("%Y-%m-%d"),
                     train_mean_loglik=float(gm.score(poses)))
@@ -87,9 +122,42 @@ class GMMPrior:
         if path.suffix == ".pkl":  # SMPLify's gmm_08.pkl (means, covars, weights), never executed
             from smplify.body.safe_pickle import safe_load_pickle
 
-            d = safe_load_pickle(path)
-            return cls(np.asarray(d["means"]), np.asarray(d["covars"]), np.asarray(d["weights"]),
-                       {"source": str(path), "kind": "SMPLify gmm_08"})
+            try:
+                d = safe_load_pickle(path)
+                return cls(np.asarray(d["means"]), np.asarray(d["covars"]), np.asarray(d["weights"]),
+                           {"source": str(path), "kind": "SMPLify gmm_08"})
+            except KeyError as exc:
+                raise ValueError(f"{path}: not a GMM pickle (missing {exc})") from None
+            except ValueError as exc:
+                raise ValueError(f"{path}: {exc}") from None
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta_json"])) if "meta_json" in z.files else {}
             return cls(z["means"], z["covars"], z["weights"], meta)
+
+
+def _progress_mixture(components: int, progress: bool, **kw):
+    """A scikit-learn GaussianMixture whose EM iterations drive a tqdm bar (same numbers as the
+    plain class: only the verbose hooks are overridden)."""
+    from sklearn.mixture import GaussianMixture
+    from tqdm import tqdm
+
+    class _GM(GaussianMixture):
+        def _print_verbose_msg_init_beg(self, n_init):
+            self._bar.reset(total=self.max_iter)
+            self._bar.set_postfix_str("", refresh=False)
+            self._bar.set_description(f"train-prior gmm, init {n_init + 1}/{self.n_init}")
+
+        def _print_verbose_msg_iter_end(self, n_iter, diff_ll):
+            self._bar.update(1)
+            self._bar.set_postfix(change=f"{diff_ll:.2e}", refresh=False)
+
+        def _print_verbose_msg_init_end(self, lb, init_has_converged=None):
+            self._bar.set_postfix(lower_bound=f"{lb:.2f}", converged=bool(init_has_converged))
+            self._bar.refresh()
+
+        def close_bar(self):
+            self._bar.close()
+
+    gm = _GM(components, **kw)
+    gm._bar = tqdm(total=kw.get("max_iter", 100), unit="iter", disable=not progress, leave=True)
+    return gm

@@ -157,3 +157,42 @@ def load_open_mocap(root, fps: float = 30.0) -> List[Tuple[MocapSequence, dict]]
         out.append((MocapSequence(seq, HOLOSOMA_NAMES, a, fps, "holosoma-retargeting 0.1.0 (PyPI) demo data",
                                   "Apache-2.0"), HOLOSOMA_MAP))
     return out
+
+
+def near_duplicate_keep(poses: np.ndarray, max_angle: float = 0.05, joints: np.ndarray | None = None,
+                        min_move: float | None = None) -> np.ndarray:
+    """Indices of the frames to keep when dropping near-duplicates of the last kept frame.
+
+    ``poses`` (T, 3·J) axis-angle. A frame is dropped when every joint's rotation is within
+    ``max_angle`` rad (geodesic angle) of the last kept frame; with ``joints`` (T, K, 3) and
+    ``min_move`` (metres) it is also dropped when the mean joint position moved less than
+    ``min_move``. The first frame is always kept; comparing with the last *kept* frame (not the
+    previous one) means a slow drift is still sampled every ``max_angle``.
+    """
+    from scipy.spatial.transform import Rotation
+
+    poses = np.asarray(poses, np.float64)
+    T = len(poses)
+    if T == 0:
+        return np.zeros(0, np.int64)
+    R = Rotation.from_rotvec(poses.reshape(-1, 3)).as_matrix().reshape(T, -1, 3, 3)
+    if joints is not None:
+        joints = np.asarray(joints, np.float64)
+        if len(joints) != T:
+            raise ValueError(f"joints has {len(joints)} frames, poses {T}")
+    keep = [0]
+    for t in range(1, T):
+        k = keep[-1]
+        cos = (np.einsum("jab,jab->j", R[k], R[t]) - 1) / 2  # trace(Rkᵀ Rt) = 1 + 2 cos θ
+        dup = np.arccos(np.clip(cos, -1, 1)).max() < max_angle
+        if not dup and joints is not None and min_move is not None:
+            dup = np.linalg.norm(joints[t] - joints[k], axis=-1).mean() < min_move
+        if not dup:
+            keep.append(t)
+    return np.asarray(keep, np.int64)
+
+
+def drop_near_duplicates(poses: np.ndarray, max_angle: float = 0.05, joints: np.ndarray | None = None,
+                         min_move: float | None = None) -> np.ndarray:
+    """``poses`` without near-duplicate frames (see :func:`near_duplicate_keep`)."""
+    return np.asarray(poses)[near_duplicate_keep(poses, max_angle, joints, min_move)]

@@ -24,32 +24,41 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from .posedata import PoseDataError, collect
+    from .posedata import PoseDataError, collect_with_info
 
     t0 = time.time()
     try:
-        poses = collect(args.data, mirror=not args.no_mirror)
+        poses, info = collect_with_info(args.data, mirror=not args.no_mirror)
     except PoseDataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"data": [str(p) for p in args.data], "mirrored": not args.no_mirror, "seed": args.seed,
-            "command": "smplify " + " ".join(sys.argv[1:]) if sys.argv and "smplify" in sys.argv[0] else ""}
-    print(f"{len(poses)} poses from {len(args.data)} source(s)")
-    if args.kind == "gmm":
-        from .gmm import GMMPrior
+            "command": "smplify " + " ".join(sys.argv[1:]) if sys.argv and "smplify" in sys.argv[0] else "",
+            "files": [{k: f[k] for k in ("file", "kind", "frames") if k in f} for f in info["files"]],
+            "sources": info["sources"], "licences": info["licences"]}
+    if info["skipped"]:
+        meta["skipped"] = info["skipped"]
+    print(f"{len(poses)} poses from {len(info['files'])} file(s)"
+          + (f" ({len(info['skipped'])} non-motion npz skipped)" if info["skipped"] else ""))
+    try:
+        if args.kind == "gmm":
+            from .gmm import GMMPrior
 
-        prior = GMMPrior.fit(poses, args.components, args.seed, meta)
-        detail = f"{args.components} components, train mean log-likelihood {prior.meta['train_mean_loglik']:.1f}"
-    else:
-        from smplify.body import BodyModel, load_model_file
+            prior = GMMPrior.fit(poses, args.components, args.seed, meta)
+            detail = f"{args.components} components, train mean log-likelihood {prior.meta['train_mean_loglik']:.1f}"
+        else:
+            from smplify.body import BodyModel, load_model_file
 
-        from .vae import VAEPrior
+            from .vae import VAEPrior
 
-        prior = VAEPrior.fit(poses, BodyModel(load_model_file()), epochs=args.epochs, seed=args.seed, meta=meta)
-        f = prior.meta["final"]
-        detail = f"latent {prior.latent_dim}, final rotation loss {f['rot']:.4f}, KL {f['kl']:.1f}"
+            prior = VAEPrior.fit(poses, BodyModel(load_model_file()), epochs=args.epochs, seed=args.seed, meta=meta)
+            f = prior.meta["final"]
+            detail = f"latent {prior.latent_dim}, final rotation loss {f['rot']:.4f}, KL {f['kl']:.1f}"
+    except ValueError as exc:  # too little data, wrong shapes: nothing is written
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     prior.save(out)
     print(f"trained {args.kind} prior on {len(poses)} poses in {time.time() - t0:.1f} s: {detail}\nwrote {out}")
     return 0

@@ -5,11 +5,17 @@ rotation per joint (21 × 6) -> Gram-Schmidt rotation matrices -> axis-angle (ro
 Trained with a KL term plus rotation-matrix and joint-position reconstruction (the joints
 of the body model at mean shape). The fitter uses it two ways: in latent space
 (pose = decode(z), penalty ½|z|²) or as a penalty on a pose (:meth:`VAEPrior.nll`).
-Weights are a plain state dict (``torch.load(weights_only=True)``) with JSON metadata.
+Weights are a plain state dict (``torch.load(weights_only=True)``) with JSON metadata
+beside it (same name, ``.json``). The JSON records the SHA-256 of the weights file; the
+JSON is renamed into place before the weights, so a run killed between the two renames
+leaves a pair whose hash disagrees, which :meth:`VAEPrior.load` reports instead of
+silently pairing new metadata with old weights (or the reverse).
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import time
 from pathlib import Path
 
@@ -19,6 +25,26 @@ import torch
 from torch import nn
 
 NJ = 21
+
+
+class VAEFileError(ValueError):
+    """A VAE prior file that cannot be used (mismatched metadata, wrong architecture)."""
+
+
+def _sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _config_from_state(state: dict) -> dict:
+    """latent/hidden sizes read off the weights themselves."""
+    try:
+        return {"latent": int(state["enc.4.weight"].shape[0]) // 2, "hidden": int(state["enc.0.weight"].shape[0])}
+    except (KeyError, AttributeError, IndexError) as exc:
+        raise VAEFileError(f"not a pose-VAE state dict (missing {exc})") from None
 
 
 class PoseVAE(nn.Module):
@@ -83,11 +109,18 @@ class VAEPrior:
             meta: dict | None = None) -> "VAEPrior":
         from tqdm import tqdm
 
+        X = torch.as_tensor(np.asarray(poses), dtype=torch.float32)
+        if X.ndim != 2 or X.shape[1] != NJ * 3:
+            raise ValueError(f"VAE training needs (N, 63) body poses, got shape {tuple(X.shape)}")
+        if len(X) < 2:
+            raise ValueError(f"too little data to train a VAE: {len(X)} pose(s), need at least 2")
+        if epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {epochs}")
+        batch = max(1, min(batch, len(X)))  # fewer poses than a batch: one batch of all of them
         torch.manual_seed(seed)
-        X = torch.as_tensor(poses, dtype=torch.float32)
         model = PoseVAE(latent)
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-5)
-        steps = epochs * max(1, len(X) // batch)
+        steps = epochs * (len(X) // batch)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
         g = torch.Generator().manual_seed(seed)
         bar = tqdm(total=steps, desc="train-prior vae", unit="step", disable=not progress)
@@ -119,17 +152,33 @@ class VAEPrior:
                 last = {"loss": float(loss.detach()), "rot": float(rot.detach()), "kl": float(kl.detach())}
                 bar.set_postfix(rot=f"{last['rot']:.3f}", kl=f"{last['kl']:.1f}")
         bar.close()
-        meta = dict(meta or {}, latent=latent, samples=int(len(X)), epochs=epochs, kl_weight=kl_weight,
+        meta = dict(meta or {}, latent=latent, samples=int(len(X)), epochs=epochs, batch=batch, kl_weight=kl_weight,
                     train_time_s=round(time.time() - t0, 1), final=last, date=time.strftime("%Y-%m-%d"),
                     joints="SMPL body joints 1-21 (63 axis-angle numbers)", config={"latent": latent, "hidden": model.hidden})
         return cls(model, meta)
 
     def save(self, path) -> Path:
-        path = Path(path)
-        from smplify.fileio import atomic_write, atomic_write_text
+        """Write ``path`` (state dict) and ``path.json`` (metadata + the weights' SHA-256).
 
-        atomic_write(path, lambda tmp: torch.save(self.model.state_dict(), tmp))
-        atomic_write_text(path.with_suffix(".json"), json.dumps(self.meta, indent=2))
+        Both are written to temporary files first; the JSON is renamed into place, then the
+        weights. A crash leaves the old pair, or a pair whose hash disagrees (detected by load).
+        """
+        path = Path(path)
+        meta_path = path.with_suffix(".json")
+        tmp_w = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp_m = meta_path.with_name(f".{meta_path.name}.{os.getpid()}.tmp")
+        try:
+            torch.save(self.model.state_dict(), tmp_w)
+            meta = dict(self.meta, config={"latent": self.model.latent, "hidden": self.model.hidden},
+                        weights_file=path.name, weights_sha256=_sha256(tmp_w))
+            tmp_m.write_text(json.dumps(meta, indent=2))
+            os.replace(tmp_m, meta_path)
+            os.replace(tmp_w, path)
+            self.meta = meta
+        finally:
+            for t in (tmp_w, tmp_m):
+                if t.exists():
+                    t.unlink()
         return path
 
     @classmethod
@@ -138,8 +187,33 @@ class VAEPrior:
         if not path.exists():
             raise FileNotFoundError(f"{path}: VAE prior file not found")
         meta_path = path.with_suffix(".json")
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-        cfg = meta.get("config", {"latent": 32, "hidden": 512})
+        try:
+            meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        except ValueError as exc:
+            raise VAEFileError(f"{meta_path}: unreadable metadata ({exc})") from None
+        want = meta.get("weights_sha256")
+        if want and _sha256(path) != want:
+            raise VAEFileError(f"{path}: weights do not match their metadata {meta_path.name} (SHA-256 differs: "
+                               f"a save was interrupted or one file was replaced); retrain, or restore both files")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise VAEFileError(f"{path}: cannot read VAE weights ({type(exc).__name__}: "
+                               f"{' '.join(str(exc).split())[:160]})") from None
+        if not isinstance(state, dict):
+            raise VAEFileError(f"{path}: expected a state dict, got {type(state).__name__}")
+        try:
+            cfg = _config_from_state(state)
+        except VAEFileError as exc:
+            raise VAEFileError(f"{path}: {exc}") from None
+        said = meta.get("config")
+        if said and (said.get("latent"), said.get("hidden")) != (cfg["latent"], cfg["hidden"]):
+            raise VAEFileError(f"{path}: weights are latent {cfg['latent']} / hidden {cfg['hidden']} but "
+                               f"{meta_path.name} says {said}: the two files do not belong together")
         model = PoseVAE(cfg["latent"], cfg["hidden"])
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise VAEFileError(f"{path}: weights do not fit the pose-VAE architecture "
+                               f"({' '.join(str(exc).split())[:200]})") from None
         return cls(model, meta)

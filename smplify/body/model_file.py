@@ -8,9 +8,18 @@ Accepted inputs
 * a folder in smplx's layout (``smpl/SMPL_NEUTRAL.pkl``, ``smplx/SMPLX_MALE.npz`` ...).
 
 SMPL-H and SMPL-X are reduced to SMPL's 24-joint tree: finger, jaw and eye joints
-are folded into their wrist / head at zero rotation (flat hands, neutral face, zero
-expression), and SMPL joints 22/23 (``left_hand``/``right_hand``) take the
-middle-finger base joint. Fitting uses the body joints only.
+are folded into their wrist / head. Jaw and eyes stay at zero rotation (neutral face,
+zero expression). Fingers are first posed at the file's mean hand pose
+(``hands_meanl``/``hands_meanr``, what smplx shows by default) and that pose is baked into
+the template, shape directions and body pose correctives; a file without a hand mean
+keeps flat hands. The baking is exact for vertices skinned only to a wrist and its
+fingers (all of an official hand); vertices that also carry forearm weight follow the
+folded wrist. SMPL joints 22/23 (``left_hand``/``right_hand``) take the middle-finger
+base joint. Fitting uses the body joints only.
+
+Gender comes from the file name: ``SMPL_FEMALE``, ``SMPLX_MALE``, ``SMPLH_female``,
+``basicModel_f_lbs_...`` (female), ``basicmodel_m_lbs_...`` (male),
+``basicModel_neutral_lbs_...`` (neutral); a name without one is taken as neutral.
 
 Compact npz format (all arrays; V vertices, B shape directions, L landmarks)
 ------------------------------------------------------------------------------
@@ -26,6 +35,9 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -35,7 +47,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .names import LANDMARK_NAMES, NUM_JOINTS, SMPL_PARENTS
-from .safe_pickle import safe_load_pickle
+from .safe_pickle import PickleReadError, UnsafePickleError, safe_load_pickle
 
 #: environment variable naming a user-provided model file or folder
 MODEL_ENV = "SMPLIFY_MODEL"
@@ -44,6 +56,16 @@ DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "assets" / "open_b
 
 class ModelFileError(ValueError):
     """A body model file is missing, unreadable or not in a format we know."""
+
+
+class UnsafeModelFileError(ModelFileError, UnsafePickleError):
+    """A model pickle that names a callable outside the allow-list (never executed)."""
+
+
+#: keys read from an official file (np.load reads npz members lazily: any other member,
+#: e.g. SMPL-X's object arrays ``joint2num``/``part2num``, is never touched)
+_OFFICIAL_KEYS = ("v_template", "f", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table",
+                  "hands_meanl", "hands_meanr")
 
 
 @dataclass
@@ -163,23 +185,85 @@ def _standard_landmarks(kind: str):
     return names, verts, np.ones(verts.shape, np.float32)
 
 
-def _reduce_to_smpl_tree(arr: dict, kind: str) -> tuple:
+def _rotvec_to_matrix(r: np.ndarray) -> np.ndarray:
+    """(n, 3) axis-angle -> (n, 3, 3) rotation matrices (Rodrigues, float64)."""
+    r = np.asarray(r, np.float64).reshape(-1, 3)
+    angle = np.linalg.norm(r, axis=1)
+    axis = r / np.where(angle > 1e-12, angle, 1.0)[:, None]
+    K = np.zeros((len(r), 3, 3))
+    K[:, 0, 1], K[:, 0, 2], K[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
+    K[:, 1, 0], K[:, 2, 0], K[:, 2, 1] = axis[:, 2], -axis[:, 1], axis[:, 0]
+    s, c = np.sin(angle)[:, None, None], np.cos(angle)[:, None, None]
+    return np.eye(3) + s * K + (1 - c) * (K @ K)
+
+
+def _bake_pose(v, shapedirs, posedirs, jreg, weights, parents, full_pose):
+    """The rest mesh of a full-tree model posed at ``full_pose`` (n, 3), as new arrays.
+
+    With the pose fixed, linear blend skinning is affine in the betas (the joints are linear
+    in them), so template and shape directions are baked exactly. Returns (v_template,
+    shapedirs, body posedirs (V, 3, 189) turned with the vertices they move).
+    """
+    n = len(parents)
+    R = _rotvec_to_matrix(full_pose)
+    Rg = np.zeros((n, 3, 3))
+    for k in range(n):
+        Rg[k] = R[k] if parents[k] < 0 else Rg[parents[k]] @ R[k]
+    pf = (R[1:] - np.eye(3)).reshape(-1)
+    x = v.astype(np.float64) + posedirs.astype(np.float64) @ pf  # pose correctives of the baked pose
+    J = np.concatenate([(jreg @ v.astype(np.float64))[..., None],
+                        np.einsum("jv,vcb->jcb", jreg, shapedirs.astype(np.float64))], -1)  # (n, 3, 1+B)
+    t = np.zeros_like(J)
+    for k in range(n):
+        p = parents[k]
+        t[k] = J[k] if p < 0 else np.einsum("ab,bn->an", Rg[p], J[k] - J[p]) + t[p]
+    A = t - np.einsum("kab,kbn->kan", Rg, J)  # skinning translation of each joint, linear in J
+    moved = np.flatnonzero(np.abs(Rg - np.eye(3)).reshape(n, -1).max(1) > 0)
+    w = np.asarray(weights, np.float64)[:, moved]
+    Md = np.einsum("vk,kab->vab", w, Rg[moved] - np.eye(3))  # per-vertex blended rotation minus I
+    At = np.einsum("vk,kan->van", w, A[moved])
+    new_v = x + np.einsum("vab,vb->va", Md, x) + At[..., 0]
+    new_s = shapedirs + np.einsum("vab,vbn->van", Md, shapedirs) + At[..., 1:]
+    body_pd = posedirs[..., : 21 * 9].astype(np.float64)
+    new_pd = body_pd + np.einsum("vab,vbn->van", Md, body_pd)
+    return new_v.astype(np.float32), new_s.astype(np.float32), new_pd.astype(np.float32)
+
+
+def _reduce_to_smpl_tree(arr: dict, kind: str, num_betas: int = 10) -> dict:
     """Fold SMPL-H/SMPL-X extra joints into SMPL's 24 joints.
 
-    Returns (J_regressor (24, V) csr, weights (V, 24) csr, posedirs (V, 3, 207)).
+    Returns a dict with J_regressor (24, V) csr, weights (V, 24) csr, posedirs (V, 3, 207),
+    v_template, shapedirs (V, 3, num_betas) and ``hands`` (what the hands were set to).
     """
     jreg = arr["J_regressor"]
     jreg = jreg.toarray() if sp.issparse(jreg) else np.asarray(jreg)
+    jreg = jreg.astype(np.float64)
     weights = np.asarray(arr["weights"], np.float32)
     posedirs = np.asarray(arr["posedirs"], np.float32)
+    v = np.asarray(arr["v_template"], np.float32)
+    shapedirs = np.asarray(arr["shapedirs"], np.float32)[..., :num_betas]
     n = jreg.shape[0]
+    out = {"v_template": v, "shapedirs": shapedirs, "hands": "none (SMPL)"}
     if n == NUM_JOINTS:
-        return sp.csr_matrix(jreg.astype(np.float32)), sp.csr_matrix(weights), posedirs
+        out.update(J_regressor=sp.csr_matrix(jreg.astype(np.float32)), weights=sp.csr_matrix(weights),
+                   posedirs=posedirs)
+        return out
     parents = np.asarray(arr["kintree_table"])[0].astype(np.int64)
     parents[0] = -1
     # SMPL-H: 22..36 left hand, 37..51 right hand; SMPL-X: 22 jaw, 23/24 eyes, 25..39 / 40..54 hands
     lh = 22 if kind == "smplh" else 25
     rh = lh + 15
+    means = [arr.get("hands_meanl"), arr.get("hands_meanr")]
+    body_pd = posedirs[..., : 21 * 9]
+    out["hands"] = "flat (the file has no hand mean)"
+    if all(m is not None and np.asarray(m).size == 45 for m in means) and any(np.any(m) for m in means):
+        full_pose = np.zeros((n, 3))
+        full_pose[lh:rh] = np.asarray(means[0], np.float64).reshape(15, 3)
+        full_pose[rh:rh + 15] = np.asarray(means[1], np.float64).reshape(15, 3)
+        j_before = jreg[:22] @ v
+        v, shapedirs, body_pd = _bake_pose(v, shapedirs, posedirs, jreg, weights, parents, full_pose)
+        out.update(v_template=v, shapedirs=shapedirs, hands="mean hand pose (hands_meanl/hands_meanr) baked in",
+                   hands_joint_shift_mm=round(float(np.abs(jreg[:22] @ v - j_before).max()) * 1000, 3))
     target = np.arange(n)
     for j in range(22, n):  # climb to the first ancestor below 22 (wrist or head)
         k = j
@@ -194,8 +278,21 @@ def _reduce_to_smpl_tree(arr: dict, kind: str) -> tuple:
     new_j[22] = jreg[lh + 3]  # left_middle1
     new_j[23] = jreg[rh + 3]  # right_middle1
     new_pd = np.zeros((posedirs.shape[0], 3, 9 * (NUM_JOINTS - 1)), np.float32)
-    new_pd[..., : 21 * 9] = posedirs[..., : 21 * 9]
-    return sp.csr_matrix(new_j), sp.csr_matrix(new_w), new_pd
+    new_pd[..., : 21 * 9] = body_pd
+    out.update(J_regressor=sp.csr_matrix(new_j), weights=sp.csr_matrix(new_w), posedirs=new_pd)
+    return out
+
+
+def gender_from_name(name: str) -> Optional[str]:
+    """'female', 'male' or 'neutral' from an official model file name; None if it names none."""
+    n = Path(name).name.lower()
+    m = re.match(r"basicmodel_(f|m|neutral)_", n)
+    if m:
+        return {"f": "female", "m": "male"}.get(m.group(1), "neutral")
+    for g in ("female", "male", "neutral"):  # 'female' before 'male': it contains it
+        if re.search(rf"(^|[^a-z]){g}([^a-z]|$)", n):
+            return g
+    return None
 
 
 def _guess_kind(arr: dict) -> str:
@@ -211,25 +308,25 @@ def _from_official(arr: dict, path: Path, num_betas: int) -> BodyModelData:
     kind = _guess_kind(arr)
     if kind == "unknown":
         raise ModelFileError(f"{path}: unsupported joint count {np.asarray(arr['weights']).shape[1]}")
-    jreg, weights, posedirs = _reduce_to_smpl_tree(arr, kind)
-    shapedirs = np.asarray(arr["shapedirs"], np.float32)[..., :num_betas]
+    red = _reduce_to_smpl_tree(arr, kind, num_betas)
+    posedirs = red["posedirs"]
     V = np.asarray(arr["v_template"]).shape[0]
     if V == {"smplx": 10475}.get(kind, 6890):
         names, verts, lw = _standard_landmarks(kind)
     else:  # not the official topology: the standard vertex ids do not apply
         names, verts, lw = (), np.zeros((0, 1), np.int64), np.zeros((0, 1), np.float32)
-    gender = "neutral"
-    for g in ("female", "male", "neutral"):
-        if g in path.name.lower():
-            gender = g
-            break
+    gender = (gender_from_name(path.name) or (gender_from_name(path.parent.name) if path.stem == "model" else None)
+              or "neutral")
+    meta = {"kind": kind, "gender": gender, "source": str(path), "hands": red["hands"],
+            "license": "user-provided (SMPL-family licence of its owner)"}
+    if "hands_joint_shift_mm" in red:  # how far baking the hand mean moved the regressed body joints
+        meta["hands_joint_shift_mm"] = red["hands_joint_shift_mm"]
     return BodyModelData(
-        name=f"{kind}-{gender}", v_template=np.asarray(arr["v_template"], np.float32),
-        faces=np.asarray(arr["f"], np.int64), shapedirs=shapedirs, J_regressor=jreg, weights=weights,
+        name=f"{kind}-{gender}", v_template=red["v_template"],
+        faces=np.asarray(arr["f"], np.int64), shapedirs=red["shapedirs"], J_regressor=red["J_regressor"],
+        weights=red["weights"],
         parents=np.array(SMPL_PARENTS, np.int64), posedirs=posedirs if np.any(posedirs) else None,
-        landmark_names=names, landmark_vertices=verts, landmark_weights=lw,
-        meta={"kind": kind, "gender": gender, "source": str(path),
-              "license": "user-provided (SMPL-family licence of its owner)"}, path=str(path),
+        landmark_names=names, landmark_vertices=verts, landmark_weights=lw, meta=meta, path=str(path),
     )
 
 
@@ -249,15 +346,32 @@ def _from_compact(z, path: Path) -> BodyModelData:
     )
 
 
+_MODEL_NAME = re.compile(r"^(smpl|smplh|smplx)_[a-z]+$|^basicmodel_(f|m|neutral)_lbs_.*$|^model$")
+
+
 def _find_in_folder(folder: Path, gender: str) -> Path:
-    g = gender.upper()
-    for sub in ("smpl", "smplh", "smplx", "."):
-        for stem in (f"SMPL_{g}", f"basicModel_{gender[0]}_lbs_10_207_0_v1.0.0", f"SMPLH_{g}", f"SMPLX_{g}"):
-            for ext in (".npz", ".pkl"):
-                p = folder / sub / (stem + ext)
-                if p.is_file():
-                    return p
-    raise ModelFileError(f"{folder}: no SMPL/SMPL-H/SMPL-X {gender} model file found in smplx's folder layout")
+    """The ``gender`` model in ``folder``: smplx's layout (``smpl/SMPL_FEMALE.pkl``,
+    ``smplx/SMPLX_MALE.npz`` ...), the official SMPL names (``basicModel_f_lbs_10_207_0_v1.0.0.pkl``,
+    ``basicmodel_m_lbs_...``, ``basicmodel_neutral_lbs_...``) or AMASS's ``smplh/male/model.npz``.
+    SMPL is preferred over SMPL-H over SMPL-X; .npz over .pkl."""
+    gender = gender.lower()
+    for sub in ("smpl", "smplh", "smplx", ".", "models"):
+        d = folder / sub
+        if not d.is_dir():
+            continue
+        found = []
+        for f in sorted(d.iterdir()):
+            if f.suffix not in (".npz", ".pkl") or not f.is_file() or not _MODEL_NAME.match(f.stem.lower()):
+                continue
+            if gender_from_name(f.name) == gender:
+                found.append(f)
+        g = d / gender / "model.npz"  # AMASS's body-model layout
+        if g.is_file():
+            found.append(g)
+        if found:
+            return sorted(found, key=lambda f: (f.suffix != ".npz", f.name))[0]
+    raise ModelFileError(f"{folder}: no SMPL/SMPL-H/SMPL-X {gender} model file found (looked for smplx's folder "
+                         f"layout and the official file names)")
 
 
 def resolve_model_path(path=None, gender: str = "neutral") -> Path:
@@ -271,6 +385,14 @@ def resolve_model_path(path=None, gender: str = "neutral") -> Path:
     return p
 
 
+def _npz_key(z, key: str, path: Path) -> np.ndarray:
+    try:
+        return z[key]
+    except ValueError as exc:  # an object array (needs pickle): we never unpickle npz members
+        raise ModelFileError(f"{path}: cannot read body model (array {key!r} is stored as Python objects; "
+                             f"only plain numeric arrays are read)") from exc
+
+
 def load_model_file(path=None, gender: str = "neutral", num_betas: int = 10) -> BodyModelData:
     """Load a body model file (see module docstring for accepted formats)."""
     p = resolve_model_path(path, gender)
@@ -278,12 +400,20 @@ def load_model_file(path=None, gender: str = "neutral", num_betas: int = 10) -> 
         if p.suffix == ".pkl":
             return _from_official(safe_load_pickle(p), p, num_betas)
         if p.suffix == ".npz":
+            if p.stat().st_size == 0:
+                raise ModelFileError(f"{p}: cannot read body model (empty file, 0 bytes)")
             with np.load(p, allow_pickle=False) as z:
                 if "meta_json" in z.files:
                     return _from_compact(z, p)
-                return _from_official({k: z[k] for k in z.files}, p, num_betas)
+                return _from_official({k: _npz_key(z, k, p) for k in _OFFICIAL_KEYS if k in z.files}, p, num_betas)
     except ModelFileError:
         raise
-    except (OSError, ValueError, KeyError, EOFError) as exc:
-        raise ModelFileError(f"{p}: cannot read body model ({exc})") from exc
+    except UnsafePickleError as exc:
+        raise UnsafeModelFileError(str(exc)) from exc
+    except PickleReadError as exc:
+        raise ModelFileError(str(exc)) from exc
+    except (OSError, ValueError, KeyError, EOFError, IndexError, TypeError, pickle.UnpicklingError,
+            zipfile.BadZipFile) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise ModelFileError(f"{p}: cannot read body model ({reason})") from exc
     raise ModelFileError(f"{p}: unknown body model format (expected .npz or .pkl)")

@@ -9,6 +9,7 @@ an allow-list, chumpy classes are mapped to a small stand-in that keeps the arra
 from __future__ import annotations
 
 import pickle
+import struct
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,10 @@ import numpy as np
 
 class UnsafePickleError(pickle.UnpicklingError):
     """The pickle names a global that is not on the allow-list."""
+
+
+class PickleReadError(pickle.UnpicklingError):
+    """The file is not a (complete) pickle: empty, truncated or garbage."""
 
 
 class _ChumpyStandIn:
@@ -79,10 +84,21 @@ def safe_load_pickle(path) -> dict:
     """Load a SMPL-family pickle into a dict of numpy arrays / scipy sparse matrices.
 
     Raises :class:`UnsafePickleError` if the file names any global outside the
-    allow-list (e.g. ``os.system``); such a file is never executed.
+    allow-list (e.g. ``os.system``); such a file is never executed. An empty, truncated or
+    garbage file raises :class:`PickleReadError` naming the file and the reason in one line.
     """
     with open(path, "rb") as fh:
-        data = _RestrictedUnpickler(fh, encoding="latin1").load()
+        try:
+            data = _RestrictedUnpickler(fh, encoding="latin1").load()
+        except UnsafePickleError as exc:
+            raise UnsafePickleError(f"{path}: {exc}") from None
+        except EOFError:
+            what = "empty file" if fh.tell() == 0 else "file ends early (truncated download?)"
+            raise PickleReadError(f"{path}: not a complete pickle ({what})") from None
+        except (pickle.UnpicklingError, ValueError, TypeError, IndexError, KeyError, AttributeError,
+                struct.error, UnicodeDecodeError, MemoryError, OverflowError) as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise PickleReadError(f"{path}: not a readable model pickle ({type(exc).__name__}: {reason[:200]})") from None
     if not isinstance(data, dict):
         raise UnsafePickleError(f"{path}: expected a dict of arrays, got {type(data).__name__}")
     return _plain(data)
