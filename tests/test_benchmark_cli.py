@@ -16,6 +16,8 @@ def test_compare_priors_writes_tables_and_plots(tmp_path, capsys):
         assert (out / f).exists(), f
     rows = (out / "results.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + 2 * 2 * 2 * 2  # header + priors × bodies × noise × dropout
+    curves = (out / "curves.jsonl").read_text().strip().splitlines()
+    assert len(curves) == 2 * 2 * 2 * 2  # one loss curve per fit
 
 
 @pytest.mark.e2e
@@ -38,4 +40,5 @@ def test_interrupted_benchmark_keeps_finished_rows(tmp_path, monkeypatch):
     assert rc == 0
     rows = (out / "results.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + 2  # the first batch of two survived the interruption
+    assert len((out / "curves.jsonl").read_text().strip().splitlines()) == 2  # and its loss curves
     assert "| none |" in (out / "summary.md").read_text()

@@ -3,8 +3,12 @@
 Both fit the synthetic cases of :mod:`smplify.benchmark.synthetic` (held-out poses, known
 truth) with the same schedule, initialisation and seeds; compare-priors repeats that per
 prior (or fits a folder of real photos) and adds plots and a qualitative grid. Rows are
-streamed to CSV, so an interrupted run keeps everything finished so far; the summary is
-written from whatever the CSV holds.
+streamed to CSV (and each fit's loss curve to ``curves.jsonl``), so an interrupted run keeps
+everything finished so far; the summary is written from whatever the CSV holds.
+
+compare-priors starts every prior from the same pose (``FitConfig.start_pose="shared"``: the
+shipped GMM's mean pose, encoded for the VAE's latent mode), so the priors differ only in the
+prior term; ``--start-pose prior`` starts each from its own mean instead.
 """
 from __future__ import annotations
 
@@ -23,21 +27,25 @@ def _add_common(p) -> None:
     p.add_argument("--quick", action="store_true", help=f"a small run for tests ({QUICK})")
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--optimizer", default="lbfgs", choices=["lbfgs", "adam"])
+    p.add_argument("--optimizer", default="lbfgs", choices=["lbfgs", "adam", "lm", "auto"],
+                   help="one optimiser for every prior (auto: Levenberg-Marquardt where the prior allows)")
     p.add_argument("--init", default="mean", choices=["mean", "regressor"])
+    p.add_argument("--start-pose", choices=["prior", "shared"],
+                   help="mean-init start pose: each prior's own mean, or the same (the GMM's mean) for "
+                        "every prior (default: prior for benchmark, shared for compare-priors)")
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("benchmark", help="synthetic benchmark with known 3D truth, one configuration")
     p.add_argument("--prior", default="gmm", choices=["none", "gmm", "vae"])
     _add_common(p)
-    p.set_defaults(func=run_benchmark)
+    p.set_defaults(func=run_benchmark, default_start_pose="prior")
     q = sub.add_parser("compare-priors", help="every prior under the same schedule: tables and plots")
     q.add_argument("--priors", default="none,gmm,vae")
     q.add_argument("--bench", default="synthetic", choices=["synthetic"])
     q.add_argument("--images", help="a folder of photos instead of the synthetic benchmark")
     _add_common(q)
-    q.set_defaults(func=run_compare)
+    q.set_defaults(func=run_compare, default_start_pose="shared")
 
 
 def _levels(args):
@@ -56,16 +64,44 @@ def make_benchmark_cases(body, args):
                       dropouts=drop, seed=args.seed)
 
 
-def _fit_cases(prior, cases, csv_path, args, label=None):
+def fit_config(args):
+    """The one FitConfig every prior of a run is fitted with (same schedule, init and start pose)."""
+    from dataclasses import replace
+
+    from ..config import FitConfig
+
+    cfg = FitConfig(optimizer=args.optimizer, init=args.init)
+    start = getattr(args, "start_pose", None) or getattr(args, "default_start_pose", "prior")
+    if hasattr(cfg, "start_pose"):
+        cfg = replace(cfg, start_pose=start)
+    return cfg
+
+
+def make_fitter(prior, args):
+    from .. import api
+
+    return api.make_fitter(prior, config=fit_config(args))
+
+
+def _fitters(priors, args):
+    """{prior: Fitter} for every prior, or None after a one-line error (e.g. --optimizer lm with the VAE)."""
+    try:
+        return {p: make_fitter(p, args) for p in priors}
+    except (ValueError, OSError) as exc:
+        print(f"error: {str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__}", file=sys.stderr)
+        return None
+
+
+def _fit_cases(prior, cases, csv_path, args, label=None, curves_path=None, fitter=None, keep=None):
     from tqdm import tqdm
 
     from .. import api
     from .runner import run_cases
 
-    fitter = api.make_fitter(prior, optimizer=args.optimizer, init=args.init)
+    fitter = fitter or make_fitter(prior, args)
     yard = api._prior("gmm", None)  # one yardstick for every prior: the shipped GMM's NLL
     with tqdm(total=len(cases), desc=f"prior {label or prior}", unit="fit") as bar:
-        return run_cases(fitter, cases, csv_path, label or prior, args.batch, yard, bar.update)
+        return run_cases(fitter, cases, csv_path, label or prior, args.batch, yard, bar.update, curves_path, keep)
 
 
 def _write_summary(out: Path, title: str, command: str) -> str:
@@ -80,17 +116,22 @@ def _write_summary(out: Path, title: str, command: str) -> str:
 
 def run_benchmark(args) -> int:
     from .. import api
+    from .runner import CURVES_NAME
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    csv = out / "results.csv"
-    if csv.exists():
-        csv.unlink()
+    fitters = _fitters([args.prior], args)
+    if fitters is None:
+        return 2
+    csv, curves = out / "results.csv", out / CURVES_NAME
+    for f in (csv, curves):
+        if f.exists():
+            f.unlink()
     body = api.load_body()
     cases = make_benchmark_cases(body, args)
     t0 = time.time()
     try:
-        _fit_cases(args.prior, cases, csv, args)
+        _fit_cases(args.prior, cases, csv, args, curves_path=curves, fitter=fitters[args.prior])
     except KeyboardInterrupt:
         print("interrupted: summarising the finished cases", file=sys.stderr)
     md = _write_summary(out, f"Synthetic benchmark, prior {args.prior}", "smplify " + " ".join(sys.argv[1:]))
@@ -102,6 +143,7 @@ def run_benchmark(args) -> int:
 def run_compare(args) -> int:
     from .. import api
     from . import plots
+    from .runner import CURVES_NAME
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -110,27 +152,33 @@ def run_compare(args) -> int:
         if p not in ("none", "gmm", "vae"):
             print(f"error: unknown prior {p!r}", file=sys.stderr)
             return 2
+    fitters = _fitters(priors, args)
+    if fitters is None:
+        return 2
     if args.images:
         from .images import compare_on_images
 
-        return compare_on_images(priors, Path(args.images), out, args)
-    csv = out / "results.csv"
-    if csv.exists():
-        csv.unlink()
+        return compare_on_images(priors, Path(args.images), out, args, fitters)
+    csv, curves = out / "results.csv", out / CURVES_NAME
+    for f in (csv, curves):
+        if f.exists():
+            f.unlink()
     body = api.load_body()
     cases = make_benchmark_cases(body, args)
     interrupted = False
-    results = {}
+    grid_tags = [c.fit_input.tag for c in plots.grid_cases(cases)]
+    kept = {p: dict.fromkeys(grid_tags) for p in priors}  # the grid shows these very fits, not refits
     try:
         for p in priors:
-            results[p] = _fit_cases(p, cases, csv, args)
+            _fit_cases(p, cases, csv, args, curves_path=curves, fitter=fitters[p], keep=kept[p])
     except KeyboardInterrupt:
         interrupted = True
         print("interrupted: summarising the finished cases", file=sys.stderr)
     md = _write_summary(out, "Prior comparison (synthetic, held-out poses)", "smplify " + " ".join(sys.argv[1:]))
-    plots.all_plots(out / "results.csv", out)
+    plots.all_plots(out / "results.csv", out, curves)
     if not interrupted:
-        plots.qualitative_grid(body, cases, priors, out / "grid.png", args)
+        plots.qualitative_grid(body, cases, priors, out / "grid.png", args, fitters=fitters, results=kept)
     print(md)
-    print(f"wrote {out}/results.csv, summary.md, error_by_prior.png, error_vs_noise.png, convergence.png, grid.png")
+    print(f"wrote {out}/results.csv, {CURVES_NAME}, summary.md, error_by_prior.png, error_vs_noise.png, "
+          f"convergence.png" + ("" if interrupted else ", grid.png"))
     return 130 if interrupted else 0

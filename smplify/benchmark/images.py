@@ -1,4 +1,9 @@
-"""compare-priors on a folder of real photos (no 3D truth): 2D error, prior likelihood, time, a grid."""
+"""compare-priors on a folder of real photos (no 3D truth): 2D error, prior likelihood, time, a grid.
+
+Every prior fits every photo with the run's configuration (same optimiser, --init and start
+pose). Rows go to ``images.csv`` as each (prior, photo) fit finishes (flushed), so an
+interrupted run keeps what is finished; the summary and grid are written from those rows.
+"""
 from __future__ import annotations
 
 import csv
@@ -9,72 +14,112 @@ from pathlib import Path
 import numpy as np
 
 FIELDS = ["prior", "image", "reproj_px", "prior_nll", "iterations", "time_s", "flipped", "converged"]
+TILE_H = 360  # grid tile height (pixels)
 
 
-def compare_on_images(priors, folder: Path, out: Path, args) -> int:
+def _tile(image, vertices, faces, cam) -> np.ndarray:
+    """The fit over the photo beside its side view, scaled to TILE_H pixels high."""
+    from PIL import Image
+
+    from ..outputs.render import overlay_with_side_view
+
+    im = Image.fromarray(overlay_with_side_view(image, vertices, faces, cam.focal, cam.principal_point))
+    return np.asarray(im.resize((max(1, int(im.width * TILE_H / im.height)), TILE_H)))
+
+
+def _summary(priors, rows) -> list:
+    lines = ["| prior | photos | mean 2D error px | GMM NLL | iterations | ms/fit |", "|---|---|---|---|---|---|"]
+    for prior in priors:
+        rs = [r for r in rows if r["prior"] == prior]
+        if not rs:
+            lines.append(f"| {prior} | 0 | – | – | – | – |")
+            continue
+        mean = lambda k: float(np.mean([r[k] for r in rs]))
+        lines.append(f"| {prior} | {len(rs)} | {mean('reproj_px'):.1f} | {mean('prior_nll'):.1f} | "
+                     f"{mean('iterations'):.0f} | {mean('time_s') * 1000:.0f} |")
+    return lines
+
+
+def compare_on_images(priors, folder: Path, out: Path, args, fitters=None) -> int:
     import torch
     from tqdm import tqdm
 
     from .. import api
     from ..api import IMAGE_SUFFIXES
-    from ..keypoints.detect import DetectionError, load_image
-    from ..outputs.render import overlay, save_png
+    from ..keypoints.detect import load_image
+    from ..outputs.render import save_png
+    from .cli import make_fitter
 
+    if not folder.is_dir():
+        print(f"error: {folder}: not a folder", file=sys.stderr)
+        return 2
     photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not photos:
         print(f"error: {folder}: no photos", file=sys.stderr)
         return 2
-    body = api.load_body()
+    fitters = fitters or {p: make_fitter(p, args) for p in priors}
+    body = next(iter(fitters.values())).body
     items, failed = [], []
-    for p in photos:
+    for p in tqdm(photos, desc="detect", unit="photo"):
         try:
             k = api.read_inputs(p)[0]
             items.append(api.keypoints_to_input(k, body, tag=p.stem))
-        except (DetectionError, ValueError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
+        except Exception as exc:  # unreadable photo, nobody in it: one line, the others go on
+            msg = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+            print(f"error: {msg if msg.startswith(str(p)) else f'{p}: {msg}'}", file=sys.stderr)
             failed.append(p)
+    if not items:
+        print(f"error: {folder}: no person found in any of its {len(photos)} photos", file=sys.stderr)
+        return 2
     yard = api._prior("gmm", None)
     rows, tiles = [], {}
-    for prior in tqdm(priors, desc="priors"):
-        fitter = api.make_fitter(prior, optimizer=args.optimizer)
-        t0 = time.perf_counter()
-        res = fitter.fit(items)
-        dt = (time.perf_counter() - t0) / max(1, len(items))
-        with torch.no_grad():
-            nll = yard.nll(torch.tensor(np.stack([r.body_pose[:63] for r in res]))).numpy()
-        for r, n in zip(res, nll):
-            rows.append({"prior": prior, "image": r.image_path, "reproj_px": r.mean_error_px, "prior_nll": float(n),
-                         "iterations": r.iterations, "time_s": dt, "flipped": int(r.flipped),
-                         "converged": int(r.converged)})
-            img = load_image(r.image_path)
-            v = api.posed_mesh(body, r)
-            tiles[(prior, r.tag)] = overlay(img, v, body.faces.numpy(), r.camera.focal, r.camera.principal_point)
+    interrupted = False
+    faces = body.faces.numpy()
     with open(out / "images.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, FIELDS)
         w.writeheader()
-        w.writerows(rows)
-    lines = ["| prior | photos | mean 2D error px | GMM NLL | iterations | ms/fit |", "|---|---|---|---|---|---|"]
-    for prior in priors:
-        rs = [r for r in rows if r["prior"] == prior]
-        lines.append(f"| {prior} | {len(rs)} | {np.mean([r['reproj_px'] for r in rs]):.1f} | "
-                     f"{np.mean([r['prior_nll'] for r in rs]):.1f} | {np.mean([r['iterations'] for r in rs]):.0f} | "
-                     f"{rs[0]['time_s'] * 1000:.0f} |")
+        fh.flush()
+        bar = tqdm(total=len(priors) * len(items), unit="fit")
+        try:
+            for prior in priors:
+                fitter = fitters[prior]
+                bar.set_description(f"prior {prior}")
+                for it in items:  # one photo at a time: a row and a tick as each finishes
+                    t0 = time.perf_counter()
+                    r = api.fit_items(fitter, [it])[0]
+                    dt = time.perf_counter() - t0
+                    with torch.no_grad():
+                        nll = float(yard.nll(torch.tensor(r.body_pose[:63])[None])[0])
+                    row = {"prior": prior, "image": r.image_path, "reproj_px": r.mean_error_px, "prior_nll": nll,
+                           "iterations": r.iterations, "time_s": dt, "flipped": int(r.flipped),
+                           "converged": int(r.converged)}
+                    w.writerow(row)
+                    fh.flush()
+                    rows.append(row)
+                    tiles[(prior, it.tag)] = _tile(load_image(r.image_path), api.posed_mesh(body, r), faces, r.camera)
+                    bar.update(1)
+        except KeyboardInterrupt:
+            interrupted = True
+            print("interrupted: summarising the finished fits", file=sys.stderr)
+        finally:
+            bar.close()
+    lines = _summary(priors, rows)
     (out / "images_summary.md").write_text("\n".join(lines) + "\n")
-    # grid: one row per photo, one column per prior, each tile scaled to the same height
-    from PIL import Image
-
-    h = 360
+    # grid: one row per photo, per prior the fit over the photo and its side view
     grid_rows = []
     for it in items:
-        cells = []
-        for prior in priors:
-            im = Image.fromarray(tiles[(prior, it.tag)])
-            cells.append(np.asarray(im.resize((max(1, int(im.width * h / im.height)), h))))
-        grid_rows.append(np.concatenate(cells, 1))
-    width = max(r.shape[1] for r in grid_rows)
-    grid = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in grid_rows])
-    save_png(out / "images_grid.png", grid)
+        cells = [tiles[(prior, it.tag)] for prior in priors if (prior, it.tag) in tiles]
+        if cells:
+            grid_rows.append(np.concatenate(cells, 1))
+    if grid_rows:
+        width = max(r.shape[1] for r in grid_rows)
+        grid = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255)
+                               for r in grid_rows])
+        save_png(out / "images_grid.png", grid)
     print("\n".join(lines))
-    print(f"columns: {', '.join(priors)}; wrote {out}/images.csv, images_summary.md, images_grid.png"
+    print(f"columns: {', '.join(priors)} (each: fit over the photo | side view); wrote {out}/images.csv, "
+          f"images_summary.md" + (", images_grid.png" if grid_rows else "")
           + (f"; {len(failed)} photos failed" if failed else ""))
+    if interrupted:
+        return 130
     return 1 if failed else 0

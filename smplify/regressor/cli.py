@@ -31,6 +31,8 @@ def add_parser(sub) -> None:
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", help="body model file or folder (default: $SMPLIFY_MODEL or the open model)")
+    p.add_argument("--gender", default="neutral", choices=["neutral", "female", "male"])
     p.set_defaults(func=run)
 
 
@@ -48,7 +50,14 @@ def run(args) -> int:
     except PoseDataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    body = api.load_body()
+    if args.steps < 1 or args.batch < 1:
+        print("error: --steps and --batch must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        body = api.load_body(args.model, args.gender)
+    except Exception as exc:  # model files: one line, not a traceback
+        print(f"error: {str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__}", file=sys.stderr)
+        return 2
     t0 = time.time()
     model, summary = train(body, torch.as_tensor(poses), layouts_for(body), steps=args.steps, batch=args.batch,
                            lr=args.lr, seed=args.seed)

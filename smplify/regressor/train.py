@@ -125,7 +125,7 @@ def train(body: BodyModel, poses: torch.Tensor, layouts: Sequence[LayoutTargets]
         lv = float(loss.detach())
         ema = lv if ema is None else 0.98 * ema + 0.02 * lv
         if step % 20 == 0:
-            bar.set_postfix(loss=f"{ema:.3f}", joints_mm=f"{float(terms['joints']) * 100:.0f}")
+            bar.set_postfix(loss=f"{ema:.3f}", joints_mm=f"{float(terms['joints'].detach()) * 100:.0f}")
     summary = {"steps": steps, "batch": batch, "lr": lr, "seed": seed, "final_loss": ema,
                "train_time_s": time.time() - t0, "layouts": [l.name for l in layouts], "train_poses": int(len(poses))}
     return model, summary
