@@ -20,11 +20,13 @@ from .posedata import HELDOUT, OPEN_POSES
 UNIT = {"cmu": 0.0254 / 0.45, "mocapbank": 0.01, "holosoma": 1.0}  # CMU ASF: 1 unit = 1/0.45 inch
 
 
-def build(mocap_root, out=OPEN_POSES, fps: float = 15.0, iterations: int = 400) -> dict:
+def build(mocap_root, out=OPEN_POSES, fps: float = 15.0, iterations: int = 400, dedupe_angle: float = 0.05) -> dict:
+    """IK every open sequence at ``fps``, then drop near-duplicate frames (every joint within
+    ``dedupe_angle`` rad of the last kept frame; 0 keeps all), and store poses + per-sequence report."""
     from smplify.body import BodyModel, load_model_file
 
     from .ik import fit_sequence
-    from .mocap import load_open_mocap
+    from .mocap import load_open_mocap, near_duplicate_keep
 
     body = BodyModel(load_model_file())
     poses, seq_ids, names, report = [], [], [], {}
@@ -32,14 +34,16 @@ def build(mocap_root, out=OPEN_POSES, fps: float = 15.0, iterations: int = 400) 
         t = time.time()
         unit = UNIT[seq.name.split("_")[0]]
         r = fit_sequence(body, seq.positions * unit, seq.joint_names, jmap, iterations=iterations)
-        poses.append(r.body_pose.astype(np.float32))
-        seq_ids.append(np.full(len(r.body_pose), k, np.int16))
+        keep = near_duplicate_keep(r.body_pose, dedupe_angle) if dedupe_angle > 0 else np.arange(len(r.body_pose))
+        poses.append(r.body_pose[keep].astype(np.float32))
+        seq_ids.append(np.full(len(keep), k, np.int16))
         names.append(seq.name)
-        report[seq.name] = {"frames": int(len(r.body_pose)), "fps": fps, "source": seq.source,
+        report[seq.name] = {"frames": int(len(keep)), "frames_before_dedupe": int(len(r.body_pose)),
+                            "dedupe_angle_rad": dedupe_angle, "fps": fps, "source": seq.source,
                             "licence": seq.licence, "ik_mean_error_cm": round(r.mean_error_m * 100, 2),
                             "ik_limb_error_cm": round(r.limb_error_m * 100, 2), "heldout": seq.name in HELDOUT,
                             "seconds": round(time.time() - t, 1)}
-        print(f"{seq.name}: {len(r.body_pose)} frames, IK error {r.mean_error_m * 100:.2f} cm "
+        print(f"{seq.name}: {len(keep)} of {len(r.body_pose)} frames kept, IK error {r.mean_error_m * 100:.2f} cm "
               f"(limbs {r.limb_error_m * 100:.2f} cm)", flush=True)
     seq = np.concatenate(seq_ids)
     split = np.where(np.isin(np.array(names)[seq], HELDOUT), "heldout", "train")
@@ -55,8 +59,10 @@ def main(argv=None):
     ap.add_argument("--mocap", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mocap"))
     ap.add_argument("--out", default=str(OPEN_POSES))
     ap.add_argument("--fps", type=float, default=15.0)
+    ap.add_argument("--dedupe-angle", type=float, default=0.05,
+                    help="drop frames whose every joint is within this many rad of the last kept frame (0: keep all)")
     a = ap.parse_args(argv)
-    rep = build(a.mocap, a.out, a.fps)
+    rep = build(a.mocap, a.out, a.fps, dedupe_angle=a.dedupe_angle)
     print(json.dumps(rep, indent=1))
 
 
