@@ -102,53 +102,64 @@ def main(argv=None):
     cases = make_cases(body, layout, n=max(a.large_batch, 64), noise_levels=(3.0,), dropouts=(0.1,), seed=5)
     inputs = [c.fit_input for c in cases]
     yard = api._prior("gmm", None)
-    ours = api.make_fitter("gmm")
-    ref = Fitter(SmplxBody(body), ours.config, prior=ours.prior)
-    ours.fit(inputs[:1])
-    ref.fit(inputs[:1])
+    lm = api.make_fitter("gmm")  # the default: optimizer auto -> Levenberg-Marquardt for the GMM
+    ours = api.make_fitter("gmm", optimizer="lbfgs")
+    ref = Fitter(SmplxBody(body), ours.config, prior=ours.prior)  # same schedule, same optimiser
+    for f in (lm, ours, ref):
+        f.fit(inputs[:1])
     rows, payload = [], {}
+    t_lm1 = _time_fits(lm, inputs, a.repeats)
     t_ours1 = _time_fits(ours, inputs, a.repeats)
     t_ref1 = _time_fits(ref, inputs, max(3, a.repeats // 3))
-    rows.append(["time per fit, batch 1 (median)", f"{t_ours1 * 1000:.0f} ms", f"{t_ref1 * 1000:.0f} ms",
-                 f"{t_ref1 / t_ours1:.1f}×"])
+    rows.append(["time per fit, batch 1 (median)", f"{t_lm1 * 1000:.0f} ms", f"{t_ours1 * 1000:.0f} ms",
+                 f"{t_ref1 * 1000:.0f} ms", f"{t_ref1 / t_ours1:.1f}×"])
     sub = cases[:32]
-    t = time.perf_counter()
-    r_ours = evaluate_batch(ours, sub, "ours", yard)
-    t_o32 = (time.perf_counter() - t) / len(sub)
-    t = time.perf_counter()
-    r_ref = evaluate_batch(ref, sub, "smplx", yard)
-    t_r32 = (time.perf_counter() - t) / len(sub)
-    rows.append(["time per fit, batch 32", f"{t_o32 * 1000:.1f} ms", f"{t_r32 * 1000:.1f} ms", f"{t_r32 / t_o32:.1f}×"])
+    res = {}
+    for name, f in (("lm", lm), ("ours", ours), ("ref", ref)):
+        t = time.perf_counter()
+        res[name] = evaluate_batch(f, sub, name, yard)
+        res[name + "_t"] = (time.perf_counter() - t) / len(sub)
+    rows.append(["time per fit, batch 32", f"{res['lm_t'] * 1000:.1f} ms", f"{res['ours_t'] * 1000:.1f} ms",
+                 f"{res['ref_t'] * 1000:.1f} ms", f"{res['ref_t'] / res['ours_t']:.1f}×"])
     pa = lambda r: np.mean([x["pa_mpjpe_mm"] for x in r])
     px = lambda r: np.mean([x["reproj_px"] for x in r])
-    rows.append(["result (batch 32): PA-MPJPE / 2D error", f"{pa(r_ours):.1f} mm / {px(r_ours):.2f} px",
-                 f"{pa(r_ref):.1f} mm / {px(r_ref):.2f} px", "equal result"])
-    t = time.perf_counter()
-    ours.fit(inputs[: a.large_batch])
-    thr = a.large_batch / (time.perf_counter() - t)
-    rows.append([f"throughput, batch {a.large_batch}", f"{thr:.0f} fits/s", "-", "-"])
-    reg = api.make_fitter("gmm", init="regressor")
-    reg.fit(inputs[:1])
-    t_reg1 = _time_fits(reg, inputs, a.repeats)
-    t = time.perf_counter()
-    reg.fit(inputs[: a.large_batch])
-    thr_reg = a.large_batch / (time.perf_counter() - t)
-    rows.append(["with --init regressor: batch 1 / throughput", f"{t_reg1 * 1000:.0f} ms / {thr_reg:.0f} fits/s", "-", "-"])
+    rows.append(["result (batch 32): PA-MPJPE / 2D error", *(f"{pa(res[k]):.1f} mm / {px(res[k]):.2f} px"
+                                                          for k in ("lm", "ours", "ref")), "equal result"])
+    thr = {}
+    for name, f in (("lm", lm), ("ours", ours)):
+        t = time.perf_counter()
+        f.fit(inputs[: a.large_batch])
+        thr[name] = a.large_batch / (time.perf_counter() - t)
+    rows.append([f"throughput, batch {a.large_batch}", f"{thr['lm']:.0f} fits/s", f"{thr['ours']:.0f} fits/s", "-", "-"])
+    reg = {"lm": api.make_fitter("gmm", init="regressor"), "ours": api.make_fitter("gmm", init="regressor", optimizer="lbfgs")}
+    t_reg1, thr_reg = {}, {}
+    for name, f in reg.items():
+        f.fit(inputs[:1])
+        t_reg1[name] = _time_fits(f, inputs, a.repeats)
+        t = time.perf_counter()
+        f.fit(inputs[: a.large_batch])
+        thr_reg[name] = a.large_batch / (time.perf_counter() - t)
+    rows.append(["with --init regressor: batch 1 / throughput",
+                 *(f"{t_reg1[k] * 1000:.0f} ms / {thr_reg[k]:.0f} fits/s" for k in ("lm", "ours")), "-", "-"])
     peak_in_process = peak_rss_mb()
     with tempfile.TemporaryDirectory() as d:
         cold, cold_peak = _child_peak(["fit", "examples/images/pose2sim_balance.jpg", "--out", d])
-        rows.append(["`smplify fit photo.jpg`, cold, end to end", f"{cold:.2f} s (peak {cold_peak:.0f} MiB)", "-", "-"])
+        rows.append(["`smplify fit photo.jpg`, cold, end to end", f"{cold:.2f} s (peak {cold_peak:.0f} MiB)", "-", "-", "-"])
         peaks = {}
         for n in (32, 128):
             _coco(Path(d) / f"c{n}.json", n)
             _, peaks[n] = _child_peak(["pseudo-gt", f"{d}/c{n}.json", "--out", f"{d}/pg{n}", "--batch", "16"])
-        rows.append(["pseudo-gt peak memory, 32 vs 128 inputs", f"{peaks[32]:.0f} / {peaks[128]:.0f} MiB", "-", "-"])
-    payload.update(batch1_ms=t_ours1 * 1000, smplx_batch1_ms=t_ref1 * 1000, batch32_ms=t_o32 * 1000,
-                   smplx_batch32_ms=t_r32 * 1000, throughput=thr, regressor_batch1_ms=t_reg1 * 1000,
-                   regressor_throughput=thr_reg, cold_s=cold, cold_peak_mb=cold_peak, pseudo_gt_peak_mb=peaks,
-                   pa_ours=pa(r_ours), pa_smplx=pa(r_ref), peak_rss_mb=peak_in_process)
-    table = markdown_table(["measure", "ours (joints path)", "smplx full mesh, same schedule", "ratio"], rows)
-    table += (f"\n\nDefault config (GMM prior, L-BFGS, flip test), held-out synthetic cases (3 px noise, 10 % dropout); "
+        rows.append(["pseudo-gt peak memory, 32 vs 128 inputs", f"{peaks[32]:.0f} / {peaks[128]:.0f} MiB", "-", "-", "-"])
+    payload.update(batch1_ms=t_lm1 * 1000, lbfgs_batch1_ms=t_ours1 * 1000, smplx_batch1_ms=t_ref1 * 1000,
+                   batch32_ms=res["lm_t"] * 1000, lbfgs_batch32_ms=res["ours_t"] * 1000, smplx_batch32_ms=res["ref_t"] * 1000,
+                   throughput=thr["lm"], lbfgs_throughput=thr["ours"], regressor_batch1_ms=t_reg1["lm"] * 1000,
+                   regressor_lbfgs_batch1_ms=t_reg1["ours"] * 1000, regressor_throughput=thr_reg["lm"],
+                   regressor_lbfgs_throughput=thr_reg["ours"], cold_s=cold, cold_peak_mb=cold_peak,
+                   pseudo_gt_peak_mb=peaks, pa_lm=pa(res["lm"]), pa_ours=pa(res["ours"]), pa_smplx=pa(res["ref"]),
+                   peak_rss_mb=peak_in_process)
+    table = markdown_table(["measure", "ours, Levenberg-Marquardt (default)", "ours, L-BFGS (joints path)",
+                            "smplx full mesh, L-BFGS, same schedule", "smplx / ours L-BFGS"], rows)
+    table += (f"\n\nGMM prior, flip test, held-out synthetic cases (3 px noise, 10 % dropout); "
               f"cold runs and pseudo-gt are new processes, each reporting its own peak RSS; this process's peak RSS "
               f"{peak_in_process:.0f} MiB.")
     save("fit", payload, table)

@@ -18,6 +18,11 @@ from .common import markdown_table, peak_rss_mb, save
 IMG = Path(__file__).resolve().parent.parent / "docs" / "img" / "prior_samples.png"
 
 
+def _spread(poses: np.ndarray, n: int) -> np.ndarray:
+    """n poses evenly spread over a sequence."""
+    return poses[np.linspace(0, len(poses) - 1, n).astype(int)]
+
+
 def sample_grid(path: Path, n: int = 6) -> None:
     from smplify import api
     from smplify.outputs.render import render_mesh
@@ -30,7 +35,7 @@ def sample_grid(path: Path, n: int = 6) -> None:
     body = api.load_body()
     faces = body.faces.numpy()
     rows = {"GMM": get_pose_prior("gmm").sample(n, seed=1), "VAE": get_pose_prior("vae").sample(n, seed=1),
-            "held-out mocap (truth)": open_poses("heldout")[np.linspace(0, 287, n).astype(int)]}
+            "held-out mocap (truth)": _spread(open_poses("heldout"), n)}
     size = (240, 300)
     fig, axes = plt.subplots(len(rows), n, figsize=(n * 1.6, len(rows) * 2.1))
     for i, (name, poses) in enumerate(rows.items()):

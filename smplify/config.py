@@ -56,7 +56,7 @@ class FitConfig:
     prior: str = "gmm"  # none | gmm | vae
     prior_path: Optional[str] = None  # a user's prior file instead of the shipped one
     vae_mode: str = "latent"  # latent: pose = decode(z), penalty ½|z|² ; penalty: encoder-mean penalty
-    optimizer: str = "auto"  # auto | lm | lbfgs | adam; auto: Levenberg-Marquardt where the prior allows (none, gmm), else lbfgs
+    optimizer: str = "auto"  # auto | lm | lbfgs | adam; auto: Levenberg-Marquardt for the gmm/bend priors, else lbfgs
     stages: Tuple[Stage, ...] = field(default_factory=default_stages)
     sigma: float = 100.0  # Geman-McClure scale, normalised pixels
     min_confidence: float = 0.3  # keypoints below this confidence are missing (weight 0)

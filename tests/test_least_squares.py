@@ -114,6 +114,8 @@ def test_auto_optimizer_choice_and_lm_round_trip():
     body, cases = _fit_setup("none")
     assert Fitter(body, FitConfig(prior="gmm")).optimizer == "lm"
     assert Fitter(body, FitConfig(prior="vae")).optimizer == "lbfgs"  # decoder: no residual form
+    assert Fitter(body, FitConfig(prior="none")).optimizer == "lbfgs"  # no prior: L-BFGS regularises better
+    assert Fitter(body, FitConfig(prior="none", optimizer="lm")).optimizer == "lm"  # but it may be asked for
     with pytest.raises(ValueError, match="least-squares"):
         Fitter(body, FitConfig(prior="vae", optimizer="lm"))
     res = Fitter(body, FitConfig(prior="gmm")).fit([c.fit_input for c in cases])
