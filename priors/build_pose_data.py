@@ -20,7 +20,7 @@ from .posedata import HELDOUT, OPEN_POSES
 UNIT = {"cmu": 0.0254 / 0.45, "mocapbank": 0.01, "holosoma": 1.0}  # CMU ASF: 1 unit = 1/0.45 inch
 
 
-def build(mocap_root, out=OPEN_POSES, fps: float = 15.0, iterations: int = 400, dedupe_angle: float = 0.05) -> dict:
+def build(mocap_root, out=OPEN_POSES, fps: float = 15.0, iterations: int = 400, dedupe_angle: float = 0.0) -> dict:
     """IK every open sequence at ``fps``, then drop near-duplicate frames (every joint within
     ``dedupe_angle`` rad of the last kept frame; 0 keeps all), and store poses + per-sequence report."""
     from smplify.body import BodyModel, load_model_file
@@ -59,8 +59,9 @@ def main(argv=None):
     ap.add_argument("--mocap", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mocap"))
     ap.add_argument("--out", default=str(OPEN_POSES))
     ap.add_argument("--fps", type=float, default=15.0)
-    ap.add_argument("--dedupe-angle", type=float, default=0.05,
-                    help="drop frames whose every joint is within this many rad of the last kept frame (0: keep all)")
+    ap.add_argument("--dedupe-angle", type=float, default=0.0,
+                    help="drop frames whose every joint is within this many rad of the last kept frame (0, the "
+                         "default: keep all; see docs/priors.md for why the shipped set keeps them)")
     a = ap.parse_args(argv)
     rep = build(a.mocap, a.out, a.fps, dedupe_angle=a.dedupe_angle)
     print(json.dumps(rep, indent=1))

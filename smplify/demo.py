@@ -20,7 +20,7 @@ def run(args) -> int:
     print(f"photo: {args.image}")
     fit_args = argparse.Namespace(
         inputs=[str(args.image)], out=args.out, bbox=None, no_overlay=False, prior=args.prior, prior_file=None,
-        model=None, gender="neutral", optimizer="auto", focal=None, optimize_focal=False, no_flip_test=False,
+        model=None, gender="neutral", optimizer="lbfgs", focal=None, optimize_focal=False, no_flip_test=False,
         init="mean")
     rc = run_fit(fit_args)
     stem = Path(args.image).stem

@@ -112,13 +112,14 @@ def test_levenberg_marquardt_solves_rows_independently_and_survives_a_nan_row():
 
 def test_auto_optimizer_choice_and_lm_round_trip():
     body, cases = _fit_setup("none")
-    assert Fitter(body, FitConfig(prior="gmm")).optimizer == "lm"
-    assert Fitter(body, FitConfig(prior="vae")).optimizer == "lbfgs"  # decoder: no residual form
-    assert Fitter(body, FitConfig(prior="none")).optimizer == "lbfgs"  # no prior: L-BFGS regularises better
+    assert Fitter(body, FitConfig(prior="gmm")).optimizer == "lbfgs"  # the default
+    assert Fitter(body, FitConfig(prior="gmm", optimizer="auto")).optimizer == "lm"
+    assert Fitter(body, FitConfig(prior="vae", optimizer="auto")).optimizer == "lbfgs"  # decoder: no residual form
+    assert Fitter(body, FitConfig(prior="none", optimizer="auto")).optimizer == "lbfgs"  # no prior: L-BFGS
     assert Fitter(body, FitConfig(prior="none", optimizer="lm")).optimizer == "lm"  # but it may be asked for
     with pytest.raises(ValueError, match="least-squares"):
         Fitter(body, FitConfig(prior="vae", optimizer="lm"))
-    res = Fitter(body, FitConfig(prior="gmm")).fit([c.fit_input for c in cases])
+    res = Fitter(body, FitConfig(prior="gmm", optimizer="lm")).fit([c.fit_input for c in cases])
     for r, c in zip(res, cases):
         assert r.optimizer == "lm" and not r.failed and np.isfinite(r.body_pose).all()
         assert r.mean_error_px < 10.0
