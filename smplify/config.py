@@ -57,7 +57,7 @@ class FitConfig:
     prior_path: Optional[str] = None  # a user's prior file instead of the shipped one
     vae_mode: str = "latent"  # latent: pose = decode(z), penalty ½|z|² ; penalty: encoder-mean penalty
     # lbfgs | lm | adam | auto (Levenberg-Marquardt for the gmm/bend priors, else lbfgs). L-BFGS stays the
-    # default: LM is 3x faster at equal mean 3D error on the benchmark, but it follows the prior's mode
+    # default: LM is ~4x faster at equal mean 3D error on the benchmark, but it follows the prior's mode
     # further on limbs the photo does not show (README, "Optimisers")
     optimizer: str = "lbfgs"
     stages: Tuple[Stage, ...] = field(default_factory=default_stages)

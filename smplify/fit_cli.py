@@ -23,7 +23,7 @@ def add_fit_options(p) -> None:
     p.add_argument("--model", help="body model file or folder (default: $SMPLIFY_MODEL or the open model)")
     p.add_argument("--gender", default="neutral", choices=["neutral", "female", "male"])
     p.add_argument("--optimizer", default="lbfgs", choices=["lbfgs", "lm", "adam", "auto"],
-                   help="lm: Levenberg-Marquardt, about 3x faster (gmm prior); auto: lm where the prior allows")
+                   help="lm: Levenberg-Marquardt, about 4x faster (gmm prior); auto: lm where the prior allows")
     p.add_argument("--focal", type=float, help="focal length in pixels (default: EXIF, else a 55° field of view)")
     p.add_argument("--optimize-focal", action="store_true", help="refine the focal length too")
     p.add_argument("--no-flip-test", action="store_true", help="do not also try the body turned around")
