@@ -103,13 +103,14 @@ class Fitter:
 
             prior = get_pose_prior(self.config.prior, self.config.prior_path)
         self.prior = prior
+        self.latent = bool(getattr(prior, "supports_latent", False)) and self.config.vae_mode == "latent"
         self.point_jacobian = None
         self.optimizer = self._resolve_optimizer(prior)
         if self.optimizer == "lm":
             from .body.jacobian import PointJacobian
 
             self.point_jacobian = PointJacobian(body)
-        self.latent = bool(getattr(prior, "supports_latent", False)) and self.config.vae_mode == "latent"
+        self._shared_start = None  # start_pose='shared': computed on first use, once per fitter
         self.pose_dim = int(prior.latent_dim) if self.latent else 63
         nb = body.num_betas
         self.slices = {"transl": slice(0, 3), "global_orient": slice(3, 6),
@@ -128,17 +129,14 @@ class Fitter:
             raise ValueError(f"optimizer must be auto, lm, lbfgs or adam, not {opt!r}")
         if opt not in ("auto", "lm"):
             return opt
-        ok = not (getattr(prior, "supports_latent", False) and self.config.vae_mode == "latent") \
-            and pose_prior_residuals(prior, torch.zeros(1, 63)) is not None
+        ok = not self.latent and pose_prior_residuals(prior, torch.zeros(1, 63)) is not None
         if opt == "lm" and not ok:
             raise ValueError(f"optimizer 'lm' needs a pose prior with a least-squares form (none, gmm, bend); "
                              f"prior {self.config.prior!r} has none: use lbfgs, adam or auto")
         # auto: LM only with a pose prior. Without one, LM converges to the data term's optimum, which a
-        # single view leaves ambiguous in depth (held-out PA-MPJPE 160 mm vs 102 mm for L-BFGS, whose
+        # single view leaves ambiguous in depth (held-out PA-MPJPE 156 mm vs 101 mm for L-BFGS, whose
         # early stop regularises); LM's worth is reaching the optimum of an objective that has a prior.
-        if opt == "lm":
-            return "lm"
-        return "lm" if ok and getattr(prior, "name", "") != "none" else "lbfgs"
+        return "lm" if opt == "lm" or (ok and getattr(prior, "name", "") != "none") else "lbfgs"
 
     def _regressor_point_map(self) -> torch.Tensor:
         """Map this body's points onto the regressor's input slots by name.
@@ -164,14 +162,12 @@ class Fitter:
         or the shipped GMM's mean for every prior (``'shared'``: compare-priors starts all priors alike;
         encoded to the VAE's latent mean when the fitter optimises in latent space)."""
         if self.config.start_pose == "shared":
-            from priors import get_pose_prior
+            if self._shared_start is None:  # the GMM file is read (and the VAE's latent fitted) once
+                from priors import get_pose_prior
 
-            pose = torch.as_tensor(get_pose_prior("gmm", None).mean_pose(), dtype=torch.float32).reshape(1, 63)
-            if not self.latent:
-                return pose.reshape(63)
-            if getattr(self, "_shared_latent", None) is None:  # once per fitter
-                self._shared_latent = self._latent_of(pose).reshape(self.pose_dim)
-            return self._shared_latent
+                pose = torch.as_tensor(get_pose_prior("gmm", None).mean_pose(), dtype=torch.float32).reshape(1, 63)
+                self._shared_start = (self._latent_of(pose) if self.latent else pose).reshape(self.pose_dim)
+            return self._shared_start
         if self.config.start_pose != "prior":
             raise ValueError(f"start_pose must be 'prior' or 'shared', not {self.config.start_pose!r}")
         if self.latent:

@@ -242,7 +242,7 @@ def levenberg_marquardt(residuals: ResidualClosure, x0: torch.Tensor, max_iter: 
     with torch.no_grad():
         f, r, J = residuals(x, None)
     active = torch.ones(B, dtype=torch.bool, device=dev) if active is None else active.clone()
-    failed = ~(torch.isfinite(f) & torch.isfinite(r).all(-1) & torch.isfinite(J).flatten(1).all(-1)) & active
+    failed = ~_finite_rows(f, r, J.flatten(1)) & active
     active &= ~failed
     converged = torch.zeros(B, dtype=torch.bool, device=dev)
     iters = torch.zeros(B, dtype=torch.long, device=dev)
@@ -268,7 +268,7 @@ def levenberg_marquardt(residuals: ResidualClosure, x0: torch.Tensor, max_iter: 
         pred = -(2 * (g * step).sum(-1) + (step[:, None] @ H @ step[..., None])[:, 0, 0])  # predicted ‖r‖² decrease
         with torch.no_grad():
             fn, rn, Jn = residuals(x[idx] + step, idx)
-        finite = torch.isfinite(fn) & torch.isfinite(rn).all(-1) & torch.isfinite(Jn).flatten(1).all(-1)
+        finite = _finite_rows(fn, rn, Jn.flatten(1))
         gain = f[idx] - fn
         acc = ok_solve & finite & (gain > 0)
         rho = gain / pred.clamp(min=1e-30)

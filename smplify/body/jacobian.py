@@ -27,7 +27,7 @@ from typing import Sequence
 
 import torch
 
-from .kinematics import fast_rodrigues, forward_kinematics, pose_features
+from .kinematics import pose_features
 
 
 def right_jacobian_so3(rotvec: torch.Tensor) -> torch.Tensor:
@@ -84,13 +84,15 @@ class PointJacobian:
             self.lm_c = wk.sum(1)  # (L, J): landmark l's total weight on joint j
             self.lm_u0 = torch.einsum("lkj,lkx->ljx", wk, body.lm_template.view(L, K, 3))  # (L, J, 3)
             lsd = body.shapedirs[body.lm_vertex].view(L, K, 3, S)
-            self.lm_usd = torch.einsum("lkj,lkxs->ljxs", wk, lsd)  # (L, J, 3, S)
-            self.lm_ushape = self.lm_usd - self.lm_c[..., None, None] * body.J_shapedirs[None]  # (L, J, 3, S)
+            lm_usd = torch.einsum("lkj,lkxs->ljxs", wk, lsd)  # (L, J, 3, S)
+            self.lm_usd_t = lm_usd.permute(3, 0, 1, 2).reshape(S, -1).contiguous()  # (S, L·J·3)
+            self.lm_ushape = lm_usd - self.lm_c[..., None, None] * body.J_shapedirs[None]  # (L, J, 3, S)
             self.lm_c_anc = self.lm_c @ self.anc_rot  # (L, A)
             if body.has_posedirs:
                 P = body.lm_posedirs.shape[0]
                 lpd = body.lm_posedirs.T.reshape(L, K, 3, P)
-                self.lm_upd = torch.einsum("lkj,lkxp->ljxp", wk, lpd)  # (L, J, 3, P)
+                lm_upd = torch.einsum("lkj,lkxp->ljxp", wk, lpd)  # (L, J, 3, P)
+                self.lm_upd_t = lm_upd.permute(3, 0, 1, 2).reshape(P, -1).contiguous()  # (P, L·J·3)
 
     def __call__(self, global_orient, body_pose, betas, transl, index=None):
         """Points and Jacobian blocks.
@@ -106,14 +108,8 @@ class PointJacobian:
         body = self.body
         B = global_orient.shape[0]
         J, A = self.J, len(self.rotated)
-        rot = torch.cat([global_orient.reshape(B, 1, 3), body_pose.reshape(B, -1, 3)], 1)
-        if rot.shape[1] < J:
-            rot = torch.cat([rot, rot.new_zeros(B, J - rot.shape[1], 3)], 1)
-        rotmats = fast_rodrigues(rot)
-        joints_rest = body.J_template + (betas @ body.J_shapedirs_t).view(B, J, 3)
-        g_pos, g_rot, skin_t = forward_kinematics(rotmats, joints_rest, body.tree)
-        g_pos = g_pos + transl[:, None]
-        skin_t = skin_t + transl[:, None]
+        rotmats, betas, g_pos, g_rot, skin_t = body._pose(global_orient, body_pose, betas, transl)
+        rot = torch.cat([global_orient.reshape(B, 1, 3), body_pose.reshape(B, -1, 3)], 1)  # root + body joints
         # the rotated joints' columns: Z_a = G_a J_r(θ_a); a point's derivative is Z_a[:, c] × Q
         ra = self.rotated
         Z = g_rot[:, ra] @ right_jacobian_so3(rot[:, ra])  # (B, A, 3, 3)
@@ -126,10 +122,9 @@ class PointJacobian:
         dj_beta = torch.einsum("ia,baxs->bixs", self.anc, V)  # (B, J, 3, S)
         if self.L:
             L = self.L
-            u = self.lm_u0 + (betas @ self.lm_usd.permute(3, 0, 1, 2).reshape(self.S, -1)).view(B, L, J, 3)
+            u = self.lm_u0 + (betas @ self.lm_usd_t).view(B, L, J, 3)
             if body.has_posedirs:
-                pf = pose_features(rotmats)
-                u = u + (pf @ self.lm_upd.permute(3, 0, 1, 2).reshape(pf.shape[1], -1)).view(B, L, J, 3)
+                u = u + (pose_features(rotmats) @ self.lm_upd_t).view(B, L, J, 3)
             # X_lj = G_j u_lj + c_lj t_j: the landmark's share that moves rigidly with joint j
             X = (g_rot[:, None] @ u[..., None])[..., 0] + self.lm_c[None, :, :, None] * skin_t[:, None]  # (B, L, J, 3)
             lms = X.sum(2)
