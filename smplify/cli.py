@@ -26,6 +26,12 @@ class CliError(Exception):
     """An error the user caused; printed as one line, exit status 2."""
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception as one line for the user: its message's first line, else its class name."""
+    msg = str(exc).strip()
+    return msg.splitlines()[0] if msg else exc.__class__.__name__
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 

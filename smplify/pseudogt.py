@@ -31,6 +31,7 @@ from typing import Iterator, List, Optional
 import numpy as np
 
 from .api import IMAGE_SUFFIXES
+from .cli import one_line
 from .fileio import atomic_savez, atomic_write, atomic_write_text
 
 KEYPOINT_SUFFIXES = {".json", ".npz", ".npy"}
@@ -160,12 +161,6 @@ def _folder_samples(src: Path) -> Iterator[tuple]:
                 yield _safe(rel + (f"_{i}" if n > 1 else "")), (lambda p=p, i=i: read_keypoints(p)[i])
 
 
-def _reason(exc: BaseException) -> str:
-    """One line for a failed sample: the message, else the exception's name (never an empty reason)."""
-    msg = str(exc).strip()
-    return msg.splitlines()[0] if msg else exc.__class__.__name__
-
-
 def _quality(res, fit_input, nll: float) -> dict:
     w = fit_input.confidence >= 0.3
     xy = fit_input.xy[w]
@@ -215,7 +210,7 @@ def run_pseudo_gt(src, out, prior: str = "gmm", batch: int = 64, shard=(0, 1), t
                 ids.append(sid)
             except Exception as exc:  # bad photo / nobody / malformed entry: record and go on
                 if not done(sid):
-                    atomic_write_text(out / "failed" / f"{sid}.json", json.dumps({"id": sid, "reason": _reason(exc)}))
+                    atomic_write_text(out / "failed" / f"{sid}.json", json.dumps({"id": sid, "reason": one_line(exc)}))
         if items:
             results = api.fit_items(fitter, items)
             with torch.no_grad():
@@ -533,7 +528,7 @@ def run(args) -> int:
         api.load_body(model, gender)  # model/prior files: one line, not a traceback (both cached for the run)
         api._prior(cfg.prior, cfg.prior_path)
     except Exception as exc:
-        print(f"error: {str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     try:
         s = run_pseudo_gt(src, args.out, cfg.prior, args.batch, (k, n), _thresholds(args), cfg, model=model,

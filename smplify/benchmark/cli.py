@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..cli import one_line
+
 QUICK = {"n": 12, "noise": "0,8", "dropout": "0,0.3"}
 
 
@@ -88,7 +90,7 @@ def _fitters(priors, args):
     try:
         return {p: make_fitter(p, args) for p in priors}
     except (ValueError, OSError) as exc:
-        print(f"error: {str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return None
 
 

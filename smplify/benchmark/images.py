@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cli import one_line
+
 FIELDS = ["prior", "image", "reproj_px", "prior_nll", "iterations", "time_s", "flipped", "converged"]
 TILE_H = 360  # grid tile height (pixels)
 
@@ -65,7 +67,7 @@ def compare_on_images(priors, folder: Path, out: Path, args, fitters=None) -> in
             k = api.read_inputs(p)[0]
             items.append(api.keypoints_to_input(k, body, tag=p.stem))
         except Exception as exc:  # unreadable photo, nobody in it: one line, the others go on
-            msg = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+            msg = one_line(exc)
             print(f"error: {msg if msg.startswith(str(p)) else f'{p}: {msg}'}", file=sys.stderr)
             failed.append(p)
     if not items:

@@ -5,6 +5,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..cli import one_line
+
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "regressor_open.pt"
 
 
@@ -56,7 +58,7 @@ def run(args) -> int:
     try:
         body = api.load_body(args.model, args.gender)
     except Exception as exc:  # model files: one line, not a traceback
-        print(f"error: {str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     t0 = time.time()
     model, summary = train(body, torch.as_tensor(poses), layouts_for(body), steps=args.steps, batch=args.batch,
