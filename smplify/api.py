@@ -77,22 +77,10 @@ def keypoints_to_input(kps, body: BodyModel, camera: Optional[Camera] = None, fo
     if camera is None:
         path = image_path or getattr(kps, "image_path", None)
         camera = make_camera(tuple(kps.image_size), path if path and Path(path).exists() else None, focal)
-    inp = FitInput(index=np.asarray(t.index), xy=np.asarray(t.xy, np.float32),
-                   confidence=np.asarray(t.confidence, np.float32), weight=np.asarray(t.table_weight, np.float32),
-                   camera=camera, names=tuple(t.names), image_path=image_path or getattr(kps, "image_path", None),
-                   tag=tag)
-    inp.input_warnings = input_warnings(kps)  # carried to the FitResult by fit_items()
-    return inp
-
-
-def fit_items(fitter: Fitter, items: Sequence[FitInput]) -> List[FitResult]:
-    """``fitter.fit(items)`` plus the warnings each input carries (see :func:`input_warnings`)."""
-    results = fitter.fit(list(items))
-    for inp, res in zip(items, results):
-        for w in getattr(inp, "input_warnings", ()):
-            if w not in res.warnings:
-                res.warnings.append(w)
-    return results
+    return FitInput(index=np.asarray(t.index), xy=np.asarray(t.xy, np.float32),
+                    confidence=np.asarray(t.confidence, np.float32), weight=np.asarray(t.table_weight, np.float32),
+                    camera=camera, names=tuple(t.names), image_path=image_path or getattr(kps, "image_path", None),
+                    tag=tag, warnings=tuple(input_warnings(kps)))
 
 
 def _person_in_box(people: list, bbox, where) -> list:
@@ -145,7 +133,7 @@ def fit_many(inputs: Sequence[Union[str, Path, object]], prior: str = "gmm", mod
                 items.append(keypoints_to_input(k, fitter.body, focal=focal, tag=f"{Path(src).stem}:{i}"))
         else:
             items.append(keypoints_to_input(src, fitter.body, focal=focal))
-    return fit_items(fitter, items)
+    return fitter.fit(items)
 
 
 def fit(image_or_keypoints, prior: str = "gmm", model: Optional[str] = None, focal: Optional[float] = None,

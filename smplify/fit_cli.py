@@ -162,7 +162,7 @@ def run(args) -> int:
     except OSError as exc:
         print(f"error: {out}: cannot create output folder ({exc.strerror or exc})", file=sys.stderr)
         return 2
-    results = api.fit_items(fitter, items) if items else []
+    results = fitter.fit(items) if items else []
     body_path = fitter.body.data.path
     for res in results:
         stem = res.tag

@@ -43,6 +43,7 @@ class FitInput:
     image_path: Optional[str] = None
     init: Optional[dict] = None  # optional start {global_orient, body_pose, betas, transl}
     tag: str = ""
+    warnings: Sequence[str] = ()  # carried into the FitResult (e.g. an image size guessed from the keypoints)
 
 
 @dataclass
@@ -501,7 +502,7 @@ class Fitter:
             vis = batch["w"][r, :m] > 0
             errs = [float(e) if v else None for e, v in zip(err.tolist(), vis.tolist())]
             mean_err = float(err[vis].mean()) if vis.any() else float("nan")
-            warn = []
+            warn = list(inp.warnings)
             if bool(bad[r]):
                 warn.append("optimisation diverged twice; returning the initial estimate")
             if vis.sum() < 6:

@@ -212,7 +212,7 @@ def run_pseudo_gt(src, out, prior: str = "gmm", batch: int = 64, shard=(0, 1), t
                 if not done(sid):
                     atomic_write_text(out / "failed" / f"{sid}.json", json.dumps({"id": sid, "reason": one_line(exc)}))
         if items:
-            results = api.fit_items(fitter, items)
+            results = fitter.fit(items)
             with torch.no_grad():
                 nll = yard.nll(torch.tensor(np.stack([r.body_pose[:63] for r in results]))).numpy()
             for sid, it, res, nl in zip(ids, items, results, nll):

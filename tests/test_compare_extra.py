@@ -141,12 +141,12 @@ def _fake_detector(monkeypatch, size=(216, 384)):
 
 @pytest.mark.e2e
 def test_images_rows_stream_and_grid_has_side_views(tmp_path, monkeypatch, short_schedule):
-    from smplify import api
+    from smplify.fitter import Fitter
 
     photos = _photos(tmp_path / "photos", 2)
     _fake_detector(monkeypatch)
     out = tmp_path / "img"
-    real_fit, calls = api.fit_items, {"n": 0}
+    real_fit, calls = Fitter.fit, {"n": 0}
 
     def interrupt_third(fitter, items):  # rows already written must survive an interruption
         calls["n"] += 1
@@ -155,13 +155,13 @@ def test_images_rows_stream_and_grid_has_side_views(tmp_path, monkeypatch, short
             raise KeyboardInterrupt
         return real_fit(fitter, items)
 
-    monkeypatch.setattr(api, "fit_items", interrupt_third)
+    monkeypatch.setattr(Fitter, "fit", interrupt_third)
     rc = main(["compare-priors", "--images", str(tmp_path / "photos"), "--priors", "none,gmm", "--out", str(out)])
     assert rc == 130
     rows = list(csv.DictReader(open(out / "images.csv")))
     assert [(r["prior"], Path(r["image"]).name) for r in rows] == [("none", "p0.png"), ("none", "p1.png")]
     assert "| gmm | 0 |" in (out / "images_summary.md").read_text()
-    monkeypatch.setattr(api, "fit_items", real_fit)
+    monkeypatch.setattr(Fitter, "fit", real_fit)
     rc = main(["compare-priors", "--images", str(tmp_path / "photos"), "--priors", "none,gmm", "--out", str(out)])
     assert rc == 0
     assert len(list(csv.DictReader(open(out / "images.csv")))) == 4

@@ -88,7 +88,7 @@ def compare_on_images(priors, folder: Path, out: Path, args, fitters=None) -> in
                 bar.set_description(f"prior {prior}")
                 for it in items:  # one photo at a time: a row and a tick as each finishes
                     t0 = time.perf_counter()
-                    r = api.fit_items(fitter, [it])[0]
+                    r = fitter.fit([it])[0]
                     dt = time.perf_counter() - t0
                     with torch.no_grad():
                         nll = float(yard.nll(torch.tensor(r.body_pose[:63])[None])[0])
