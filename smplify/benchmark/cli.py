@@ -68,15 +68,10 @@ def make_benchmark_cases(body, args):
 
 def fit_config(args):
     """The one FitConfig every prior of a run is fitted with (same schedule, init and start pose)."""
-    from dataclasses import replace
-
     from ..config import FitConfig
 
-    cfg = FitConfig(optimizer=args.optimizer, init=args.init)
     start = getattr(args, "start_pose", None) or getattr(args, "default_start_pose", "prior")
-    if hasattr(cfg, "start_pose"):
-        cfg = replace(cfg, start_pose=start)
-    return cfg
+    return FitConfig(optimizer=args.optimizer, init=args.init, start_pose=start)
 
 
 def make_fitter(prior, args):

@@ -58,7 +58,7 @@ def evaluate_batch(fitter: Fitter, cases: Sequence[SyntheticCase], label: str, y
                      "reproj_px": r.mean_error_px, "prior_nll": float(nll[i]), "iterations": r.iterations,
                      "time_s": dt, "flipped": int(r.flipped), "converged": int(r.converged), "failed": int(r.failed),
                      # not CSV columns: written to the curves file by run_cases
-                     "stage_losses": list(r.stage_losses), "loss_curve": list(getattr(r, "loss_curve", []))})
+                     "stage_losses": list(r.stage_losses), "loss_curve": list(r.loss_curve)})
     return rows
 
 

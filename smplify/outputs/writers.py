@@ -60,8 +60,8 @@ def result_report(result: FitResult) -> dict:
         "keypoints": [{"name": n, "error_px": e} for n, e in zip(result.keypoint_names, result.keypoint_error_px)],
         "loss_terms": result.loss_terms, "stage_losses": result.stage_losses, "iterations": result.iterations,
         "time_s": result.time_s, "flipped": result.flipped, "converged": result.converged, "failed": result.failed,
-        "restarted": result.restarted, "optimizer": getattr(result, "optimizer", ""), "warnings": result.warnings,
-        "camera": asdict(result.camera), "loss_curve": getattr(result, "loss_curve", []),
+        "restarted": result.restarted, "optimizer": result.optimizer, "warnings": result.warnings,
+        "camera": asdict(result.camera), "loss_curve": result.loss_curve,
         "params": {k: v.tolist() for k, v in result.params.items()},
     })
 
