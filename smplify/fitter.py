@@ -73,6 +73,7 @@ class FitResult:
     tag: str = ""
     loss_curve: List[float] = field(default_factory=list)  # objective after each iteration, stages concatenated
     optimizer: str = ""  # the optimiser that ran (lm, lbfgs or adam; 'auto' resolved)
+    stage_iterations: List[int] = field(default_factory=list)  # loss_curve entries of each stage, in order
 
     @property
     def params(self) -> dict:
@@ -421,8 +422,9 @@ class Fitter:
             stage_losses.append(r.f)
             curves.append(r.trace)
         curve = torch.cat(curves, 1) if curves else x.new_zeros(B, 0)
+        lengths = [c.shape[1] for c in curves]  # each stage's share of the curve (the same for every row)
         return (x, iters, converged, failed, torch.stack(stage_losses, 1) if stage_losses else x.new_zeros(B, 0),
-                curve)
+                curve, lengths)
 
     def _settled(self, curves, last_stage_iterations: int) -> torch.Tensor:
         """(B,) bool: the last stage's loss changed by less than ``settle_tol`` (relative) over its
@@ -460,28 +462,28 @@ class Fitter:
             x1 = self._initial(inputs, batch, TURNED_AROUND)
             both = {k: torch.cat([v, v]) for k, v in batch.items()}
             both["transl0"] = torch.cat([x0, x1])[:, self.slices["transl"]].clone()
-            xf, itf, cvf, flf, sff, cuf = self._run_stages(torch.cat([x0, x1]), both, self.optimizer, stages[:n_flip])
+            xf, itf, cvf, flf, sff, cuf, lnf = self._run_stages(torch.cat([x0, x1]), both, self.optimizer, stages[:n_flip])
             fin = torch.where(flf | ~torch.isfinite(sff[:, -1]), torch.full_like(sff[:, -1], float("inf")), sff[:, -1])
             choose_flip = fin[B:] < fin[:B]
             pick = torch.arange(B) + B * choose_flip.long()
             x0 = torch.where(choose_flip[:, None], x1, x0)
             batch["transl0"] = both["transl0"][pick]
             x, iters, conv, failed, stage_f = xf[pick], itf[pick], cvf[pick], flf[pick], sff[pick]
-            x2, it2, conv, fl2, sf2, cu2 = self._run_stages(x, batch, self.optimizer, stages[n_flip:])
+            x2, it2, conv, fl2, sf2, cu2, ln2 = self._run_stages(x, batch, self.optimizer, stages[n_flip:])
             x, iters, failed, stage_f = x2, iters + it2, failed | fl2, torch.cat([stage_f, sf2], 1)
-            curve = torch.cat([cuf[pick], cu2], 1)
+            curve, lengths = torch.cat([cuf[pick], cu2], 1), lnf + ln2
         else:
-            x, iters, conv, failed, stage_f, curve = self._run_stages(x0, batch, self.optimizer, stages)
-        curves = list(curve)
+            x, iters, conv, failed, stage_f, curve, lengths = self._run_stages(x0, batch, self.optimizer, stages)
+        curves, stage_lengths = list(curve), [lengths] * B
         restarted = self._bad(x, stage_f[:, -1]) | failed
         if restarted.any():  # restart bad rows from the start with the other optimiser
             rows = restarted.nonzero().squeeze(1)
             sub = {k: v[rows] for k, v in batch.items()}
             other = {"lbfgs": "adam", "adam": "lbfgs", "lm": "lbfgs"}[self.optimizer]
-            x2, it2, cv2, fl2, sf2, cu2 = self._run_stages(x0[rows], sub, other, stages)
+            x2, it2, cv2, fl2, sf2, cu2, ln2 = self._run_stages(x0[rows], sub, other, stages)
             x[rows], iters[rows], conv[rows], failed[rows], stage_f[rows] = x2, iters[rows] + it2, cv2, fl2, sf2
             for j, r in enumerate(rows.tolist()):
-                curves[r] = cu2[j]
+                curves[r], stage_lengths[r] = cu2[j], ln2
         conv = conv | self._settled(curves, stages[-1].iterations)
         bad = self._bad(x, stage_f[:, -1])
         x = torch.where(bad[:, None], x0, x)  # never return NaN: flagged rows keep their start
@@ -523,5 +525,6 @@ class Fitter:
                 failed=bool(bad[r]), restarted=bool(restarted[r]), warnings=warn, prior=self.config.prior,
                 body_model=self.body.name, stage_losses=[float(v) for v in stage_f[r]],
                 image_path=inp.image_path, tag=inp.tag, loss_curve=[float(v) for v in curves[r]],
+                stage_iterations=list(stage_lengths[r]),
                 optimizer=self.optimizer))
         return results

@@ -73,18 +73,18 @@ def test_convergence_plot_from_curves(tmp_path):
 
     recs = [{"prior": "gmm", "loss_curve": [4.0, 2.0, 1.0]}, {"prior": "gmm", "loss_curve": [10.0, 5.0]},
             {"prior": "none", "loss_curve": [3.0, 1.0, 0.5, 0.25]}, {"prior": "none", "loss_curve": []}]
-    C, starts = _normalised_curves(recs[:2])  # no stage losses: whole curves
+    C, starts = _normalised_curves(recs[:2])  # no stage lengths: whole curves
     # remaining decrease (f - f_end) / (f_1 - f_end), padded with the last value
     assert np.allclose(C, [[1.0, 1 / 3, 0.0], [1.0, 0.0, 0.0]]) and starts == []
     neg, _ = _normalised_curves([{"loss_curve": [5.0, -200.0, -210.0]}])  # GMM objectives go negative
     assert np.allclose(neg, [[1.0, 10 / 215, 0.0]])
-    # stages found from their final objectives (a stage that stopped early repeats its last value)
-    staged = [{"loss_curve": [10.0, 6.0, 5.0, 5.0, 3.0, 2.0, 1.0], "stage_losses": [5.0, 1.0]},
-              {"loss_curve": [8.0, 4.0, 9.0, 1.0], "stage_losses": [4.0, 1.0]}]
+    # stages split by the iterations each contributed (a stage that stopped early repeats its last value)
+    staged = [{"loss_curve": [10.0, 6.0, 5.0, 5.0, 3.0, 2.0, 1.0], "stage_iterations": [4, 3]},
+              {"loss_curve": [8.0, 4.0, 9.0, 1.0], "stage_iterations": [2, 2]}]
     C, starts = _normalised_curves(staged)
     assert starts == [0, 4]
     assert np.allclose(C, [[1.0, 0.2, 0.0, 0.0, 1.0, 0.5, 0.0], [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0]])
-    recs[0]["stage_losses"] = [1.0]
+    recs[0]["stage_iterations"] = [1]  # does not add up to the curve: whole curves
     p = tmp_path / "curves.jsonl"
     p.write_text("".join(json.dumps(r) + "\n" for r in recs) + '{"prior": "gmm", "loss_cu')  # torn last line
     convergence_plot(p, tmp_path / "convergence.png")

@@ -140,6 +140,7 @@ def test_loss_curve_and_converged_flag(body):
         assert len(r.loss_curve) == r.iterations or len(r.loss_curve) >= max(s.iterations for s in LIGHT)
         last = r.loss_curve[-LIGHT[-1].iterations:]
         assert last[-1] <= last[0] + 1e-6  # within a stage the loss never rises
+        assert len(r.stage_iterations) == len(LIGHT) and sum(r.stage_iterations) == len(r.loss_curve)
     f = Fitter(body, FitConfig(prior="none", stages=LIGHT), prior=ZeroPrior())
     flat, falling = torch.tensor([5.0] * 10 + [2.0] * 20), torch.linspace(5.0, 1.0, 30)
     assert f._settled([flat, falling, torch.tensor([1.0])], 20).tolist() == [True, False, False]

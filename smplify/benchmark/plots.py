@@ -68,28 +68,13 @@ def _remaining(c: np.ndarray) -> np.ndarray:
     return np.clip((c - c.min()) / span, 0, None) if span > 0 else np.zeros_like(c)
 
 
-def _stage_segments(curve: np.ndarray, stage_losses) -> list:
-    """Split a fit's loss curve (stages concatenated) at its stages' ends, found as the runs of each
-    stage's final objective (``stage_losses``; a stage that stopped early repeats its last value);
-    [] if they cannot be found."""
-    if not stage_losses:
+def _stage_segments(curve: np.ndarray, stage_iterations) -> list:
+    """Split a fit's loss curve (stages concatenated) into its stages, by the number of entries each
+    stage contributed (``FitResult.stage_iterations``); [] if those do not add up to the curve."""
+    lengths = [int(n) for n in stage_iterations or []]
+    if not lengths or min(lengths) < 1 or sum(lengths) != len(curve):
         return []
-    segs, start = [], 0
-    for i, fl in enumerate(stage_losses):
-        close = np.abs(curve[start:] - fl) <= 1e-5 * max(1.0, abs(fl))
-        if not close.any():
-            return []
-        j = start + int(np.argmax(close))
-        if i == len(stage_losses) - 1:
-            j = len(curve) - 1
-        else:
-            while j + 1 < len(curve) and abs(curve[j + 1] - fl) <= 1e-5 * max(1.0, abs(fl)):
-                j += 1
-        if j < start:
-            return []
-        segs.append(curve[start : j + 1])
-        start = j + 1
-    return segs if start == len(curve) and all(len(g) for g in segs) else []
+    return np.split(curve, np.cumsum(lengths)[:-1])
 
 
 def _pad(curves, L=None) -> np.ndarray:
@@ -108,7 +93,7 @@ def _normalised_curves(records):
     for r in records:
         c = np.asarray(r.get("loss_curve") or [], np.float64)
         if len(c) and np.isfinite(c).all():
-            fits.append((c, _stage_segments(c, r.get("stage_losses") or [])))
+            fits.append((c, _stage_segments(c, r.get("stage_iterations"))))
     if not fits:
         return np.zeros((0, 0)), []
     k = {len(s) for _, s in fits}

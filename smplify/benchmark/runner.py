@@ -27,7 +27,7 @@ from .synthetic import SyntheticCase, iter_batches
 FIELDS = ["prior", "case", "noise_px", "dropout", "mpjpe_mm", "pa_mpjpe_mm", "pve_mm", "reproj_px", "prior_nll",
           "iterations", "time_s", "flipped", "converged", "failed"]
 METRICS = ["mpjpe_mm", "pa_mpjpe_mm", "pve_mm", "reproj_px", "prior_nll", "iterations", "time_s"]
-CURVES_NAME = "curves.jsonl"  # per fit: prior, case, noise_px, dropout, loss_curve, stage_losses
+CURVES_NAME = "curves.jsonl"  # per fit: prior, case, noise_px, dropout, loss_curve, stage_losses, stage_iterations
 
 
 def evaluate_batch(fitter: Fitter, cases: Sequence[SyntheticCase], label: str, yardstick=None,
@@ -58,13 +58,15 @@ def evaluate_batch(fitter: Fitter, cases: Sequence[SyntheticCase], label: str, y
                      "reproj_px": r.mean_error_px, "prior_nll": float(nll[i]), "iterations": r.iterations,
                      "time_s": dt, "flipped": int(r.flipped), "converged": int(r.converged), "failed": int(r.failed),
                      # not CSV columns: written to the curves file by run_cases
-                     "stage_losses": list(r.stage_losses), "loss_curve": list(r.loss_curve)})
+                     "stage_losses": list(r.stage_losses), "loss_curve": list(r.loss_curve),
+                     "stage_iterations": list(r.stage_iterations)})
     return rows
 
 
 def curve_record(row: dict) -> dict:
     """The JSON-lines record of one fit's convergence."""
-    return {k: row.get(k) for k in ("prior", "case", "noise_px", "dropout", "iterations", "loss_curve", "stage_losses")}
+    return {k: row.get(k) for k in ("prior", "case", "noise_px", "dropout", "iterations", "loss_curve", "stage_losses",
+                                 "stage_iterations")}
 
 
 def read_curves(path) -> List[dict]:

@@ -62,6 +62,7 @@ def result_report(result: FitResult) -> dict:
         "time_s": result.time_s, "flipped": result.flipped, "converged": result.converged, "failed": result.failed,
         "restarted": result.restarted, "optimizer": result.optimizer, "warnings": result.warnings,
         "camera": asdict(result.camera), "loss_curve": result.loss_curve,
+        "stage_iterations": result.stage_iterations,
         "params": {k: v.tolist() for k, v in result.params.items()},
     })
 
