@@ -48,7 +48,9 @@ class GMMPrior:
         self.means = torch.as_tensor(means, dtype=torch.float32)  # (K, D)
         cov = torch.as_tensor(covars, dtype=torch.float64)
         L = torch.linalg.cholesky(cov)
-        self.prec_chol = torch.linalg.inv(L).transpose(1, 2).float()  # (K, D, D): Σ⁻¹ = P Pᵀ
+        P = torch.linalg.inv(L).transpose(1, 2)
+        self.prec_chol = P.float()  # (K, D, D): Σ⁻¹ = P Pᵀ
+        self.precisions = (P @ P.transpose(1, 2)).float()  # (K, D, D): Σ⁻¹ (Levenberg-Marquardt's normal equations)
         self.log_det = (2 * torch.log(torch.diagonal(L, dim1=1, dim2=2)).sum(-1)).float()
         self.log_w = torch.log(torch.as_tensor(weights, dtype=torch.float32))
         self.meta = meta

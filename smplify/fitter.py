@@ -106,12 +106,8 @@ class Fitter:
             prior = get_pose_prior(self.config.prior, self.config.prior_path)
         self.prior = prior
         self.latent = bool(getattr(prior, "supports_latent", False)) and self.config.vae_mode == "latent"
-        self.point_jacobian = None
+        self._point_jacobians = {}  # Levenberg-Marquardt: rotated joints -> PointJacobian
         self.optimizer = self._resolve_optimizer(prior)
-        if self.optimizer == "lm":
-            from .body.jacobian import PointJacobian
-
-            self.point_jacobian = PointJacobian(body)
         self._shared_start = None  # start_pose='shared': computed on first use, once per fitter
         self.pose_dim = int(prior.latent_dim) if self.latent else 63
         nb = body.num_betas
@@ -124,14 +120,14 @@ class Fitter:
         """'auto' -> Levenberg-Marquardt where the pose prior has a least-squares form (GMM in SMPLify's
         max form, bend), else L-BFGS (no prior; the VAE, whose decoder is no residual). 'lm' on a prior
         without that form is an error."""
-        from .residuals import pose_prior_residuals
+        from .residuals import has_least_squares_form
 
         opt = self.config.optimizer
         if opt not in ("auto", "lm", "lbfgs", "adam"):
             raise ValueError(f"optimizer must be auto, lm, lbfgs or adam, not {opt!r}")
         if opt not in ("auto", "lm"):
             return opt
-        ok = not self.latent and pose_prior_residuals(prior, torch.zeros(1, 63)) is not None
+        ok = not self.latent and has_least_squares_form(prior)
         if opt == "lm" and not ok:
             raise ValueError(f"optimizer 'lm' needs a pose prior with a least-squares form (none, gmm, bend); "
                              f"prior {self.config.prior!r} has none: use lbfgs, adam or auto")
@@ -225,52 +221,84 @@ class Fitter:
         }
         return terms, proj
 
-    def _residuals(self, x, batch, stage: Stage, rows=None):
-        """The objective as least squares: f (R,), residuals r (R, K) and ∂r/∂x (R, K, D) (all of x's
-        columns), with f = ‖r‖² + the GMM's component constant × the prior weight. Same terms and
-        weights as :meth:`_terms` / :meth:`_total` (tested to agree)."""
-        from .residuals import bend_residuals, pose_prior_residuals, reprojection_residuals
+    def _point_jacobian(self, rotated: tuple):
+        """A :class:`PointJacobian` for these rotated joints (built once per set)."""
+        from .body.jacobian import PointJacobian
+
+        if rotated not in self._point_jacobians:
+            self._point_jacobians[rotated] = PointJacobian(self.body, rotated)
+        return self._point_jacobians[rotated]
+
+    def _normal(self, x, batch, stage: Stage, groups: Sequence[str], rows=None):
+        """The objective and its Gauss-Newton normal equations over the free ``groups`` (in that
+        order; 'focal', if free, last): f (R,), g = Jᵀr (R, F), H = JᵀJ (R, F, F), F the free columns.
+
+        Only the free columns' Jacobian is formed (the camera stage needs 6, not 80); the GMM's
+        block of H is its precision matrix. Same terms and weights as :meth:`_terms` / :meth:`_total`
+        (tested to agree: f equal, 2g the gradient)."""
+        from .optim import normal_equations
+        from .residuals import bend_residuals, pose_prior_normal, reprojection_residuals
 
         if rows is not None:
             batch = {k: v[rows] for k, v in batch.items()}
         c, sl = self.config, self.slices
         B = x.shape[0]
-        pose = x[:, sl["pose"]]
-        P, d_rot, d_beta = self.point_jacobian(x[:, sl["global_orient"]], pose, x[:, sl["betas"]],
-                                               x[:, sl["transl"]], index=batch["index"])
+        pose, betas = x[:, sl["pose"]], x[:, sl["betas"]]
+        rotated = (tuple([0] if "global_orient" in groups else [])
+                   + tuple(range(1, 22) if "pose" in groups else []))
+        P, d_rot, d_beta = self._point_jacobian(rotated or (0,))(
+            x[:, sl["global_orient"]], pose, betas, x[:, sl["transl"]], index=batch["index"],
+            with_betas="betas" in groups)
         M = P.shape[1]
-        nb = d_beta.shape[-1]
-        dP = torch.cat([torch.eye(3).expand(B, M, 3, 3), d_rot, d_beta], -1)  # (B, M, 3, 3 + 66 + S)
+        blocks, offset, at = [], 0, {}  # the free groups' columns of ∂points/∂x, and where each group sits
+        for i, gname in enumerate(groups):
+            n = sl[gname].stop - sl[gname].start
+            at[gname] = slice(offset, offset + n)
+            offset += n
+            if gname == "transl":
+                blocks.append(torch.eye(3).expand(B, M, 3, 3))
+            elif gname == "global_orient":  # with the pose right after it, d_rot already is both blocks
+                both = i + 1 < len(groups) and groups[i + 1] == "pose"
+                blocks.append(d_rot if both else d_rot[..., :3])
+            elif gname == "pose" and not (i and groups[i - 1] == "global_orient"):
+                blocks.append(d_rot[..., -63:])
+            elif gname == "betas":
+                blocks.append(d_beta)
+        dP = torch.cat(blocks, -1) if len(blocks) > 1 else blocks[0]
         focal = batch["focal"] * torch.exp(x[:, sl["focal"]])
         w = batch["w_torso"] if stage.torso_only else batch["w"]
-        r_data, J_data = reprojection_residuals(P, dP, focal, batch["pp"], batch["xy"], w, batch["scale"],
-                                                c.sigma, d_log_focal=True)  # columns: transl, rot, betas, focal
-        D = self.dim
-        blocks_r, blocks_J = [r_data], [J_data]
+        r, J = reprojection_residuals(P, dP, focal, batch["pp"], batch["xy"], w, batch["scale"], c.sigma,
+                                      d_log_focal="focal" in groups)
+        g, H = normal_equations(r, J)
+        f = r.pow(2).sum(-1)
 
-        def add(r, cols, Jc, weight):
-            if weight == 0 or r.shape[1] == 0:
+        def add(name, weight, fv, gv, Hv):
+            """f += weight·fv; the group's blocks of g and H (if it is free) += weight·gv, weight·Hv
+            (Hv (B, n, n), or (B, n) for a diagonal)."""
+            nonlocal f
+            if weight == 0:
                 return
-            sw = weight ** 0.5
-            J = x.new_zeros(B, r.shape[1], D)
-            J[:, :, cols] = Jc * sw
-            blocks_r.append(r * sw)
-            blocks_J.append(J)
+            f = f + weight * fv
+            if name not in at or gv is None:
+                return
+            s_ = at[name]
+            g[:, s_] += weight * gv
+            if Hv.dim() == 2:
+                torch.diagonal(H[:, s_, s_], dim1=1, dim2=2).add_(weight * Hv)
+            else:
+                H[:, s_, s_] += weight * Hv
 
-        pr = pose_prior_residuals(self.prior, pose)
-        r_p, J_p, const = pr
-        add(r_p, sl["pose"], J_p, stage.pose_prior)
-        r_b, J_b = bend_residuals(pose)
-        add(r_b, sl["pose"], J_b, stage.bend)
-        add(x[:, sl["betas"]], sl["betas"], torch.eye(nb).expand(B, nb, nb), stage.shape)
-        dz = torch.zeros(B, 1, 3)
-        dz[..., 2] = 1.0
-        add((x[:, 2] - batch["transl0"][:, 2])[:, None], sl["transl"], dz, stage.depth)
-        add(x[:, sl["focal"]], sl["focal"], torch.ones(B, 1, 1), c.focal_weight)
-        r = torch.cat(blocks_r, 1)
-        J = torch.cat(blocks_J, 1)
-        f = r.pow(2).sum(-1) + stage.pose_prior * const
-        return f, r, J
+        fp, gp, Hp = pose_prior_normal(self.prior, pose)
+        add("pose", stage.pose_prior, fp, gp, Hp)
+        rb, Jb = bend_residuals(pose)
+        add("pose", stage.bend, rb.pow(2).sum(-1), (Jb * rb[..., None]).sum(1), Jb.pow(2).sum(1))  # JᵀJ: diagonal
+        add("betas", stage.shape, betas.pow(2).sum(-1), betas, torch.ones_like(betas))
+        dz = x[:, 2] - batch["transl0"][:, 2]
+        add("transl", stage.depth, dz.pow(2), torch.stack([torch.zeros_like(dz), torch.zeros_like(dz), dz], 1),
+            torch.tensor([0.0, 0.0, 1.0]).expand(B, 3))
+        lf = x[:, sl["focal"]]
+        add("focal", c.focal_weight, lf.pow(2).sum(-1), lf, torch.ones_like(lf))
+        return f, g, H
 
     def _total(self, terms, stage: Stage):
         c = self.config
@@ -390,7 +418,9 @@ class Fitter:
         failed = torch.zeros(B, dtype=torch.bool)
         stage_losses, curves = [], []
         for stage in stages:
-            groups = list(stage.free) + (["focal"] if c.optimize_focal and stage.name != c.stages[0].name else [])
+            groups = [g for g in stage.free if g != "focal"]  # focal, if free, last
+            if "focal" in stage.free or (c.optimize_focal and stage.name != c.stages[0].name):
+                groups.append("focal")
             free = torch.cat([torch.arange(self.dim)[self.slices[g]] for g in groups])
             fixed = x.detach()
 
@@ -402,12 +432,11 @@ class Fitter:
             if optimizer == "lm":
                 stage = dataclasses.replace(stage, pose_prior=stage.pose_prior * c.lm_prior_scale)
 
-                def res_closure(xs, rows, stage=stage, free=free, fixed=fixed):
+                def normal(xs, rows, stage=stage, free=free, fixed=fixed, groups=groups):
                     base = fixed if rows is None else fixed[rows]
-                    f, r, J = self._residuals(base.index_copy(1, free, xs), batch, stage, rows)
-                    return f, r, J[:, :, free]
+                    return self._normal(base.index_copy(1, free, xs), batch, stage, groups, rows)
 
-                r = levenberg_marquardt(res_closure, x[:, free], ftol=c.lm_ftol,
+                r = levenberg_marquardt(normal, x[:, free], ftol=c.lm_ftol, mu0=c.lm_mu0,
                                         max_iter=max(1, int(stage.iterations * c.lm_iterations_factor)))
             elif optimizer == "adam":
                 r = adam(closure, x[:, free], max_iter=int(stage.iterations * c.adam_iterations_factor),

@@ -222,64 +222,74 @@ def adam(closure: Closure, x0: torch.Tensor, max_iter: int = 100, lr: float = 0.
     return OptimResult(best_x, f, iters, frozen | failed, failed, _stack_trace(trace, f))
 
 
-ResidualClosure = Callable[[torch.Tensor, Optional[torch.Tensor]], tuple]
+NormalClosure = Callable[[torch.Tensor, Optional[torch.Tensor]], tuple]
 
 
-def levenberg_marquardt(residuals: ResidualClosure, x0: torch.Tensor, max_iter: int = 30, ftol: float = 1e-6,
+def normal_equations(r: torch.Tensor, J: torch.Tensor) -> tuple:
+    """Gauss-Newton normal equations of residuals r (B, M) with Jacobian J (B, M, D): g = Jᵀr (B, D),
+    H = JᵀJ (B, D, D)."""
+    Jt = J.transpose(1, 2)
+    return (Jt @ r[..., None])[..., 0], Jt @ J
+
+
+def levenberg_marquardt(normal: NormalClosure, x0: torch.Tensor, max_iter: int = 30, ftol: float = 1e-6,
                         mu0: float = 1e-3, active: torch.Tensor | None = None) -> OptimResult:
     """Batched Levenberg-Marquardt for objectives of the form f = ‖r(x)‖² + c(x) (c piecewise constant).
 
-    ``residuals(x, rows) -> (f (R,), r (R, M), J (R, M, D))`` for the rows ``rows`` (None: all).
-    Each row keeps its own damping μ (Marquardt's scaling, H + μ·diag(H)) and is accepted on its
-    true objective f, so a row's step never raises its loss; a rejected step raises μ (Nielsen's
-    update), an accepted one lowers it. One evaluation per iteration, no autograd. A row has
-    converged when an accepted step lowers f by less than ``ftol`` (relative) or μ has grown
-    past 1e10 (no step helps); non-finite trials are rejected, a non-finite start is ``failed``.
+    ``normal(x, rows) -> (f (R,), g (R, D), H (R, D, D))`` for the rows ``rows`` (None: all): the
+    objective and its Gauss-Newton normal equations, g = Jᵀr (half the gradient) and H = JᵀJ
+    (:func:`normal_equations` makes them from residuals). Each row keeps its own damping μ
+    (Marquardt's scaling, H + μ·diag(H)) and is accepted on its true objective f, so a row's step
+    never raises its loss; a rejected step raises μ (Nielsen's update), an accepted one lowers it.
+    One evaluation per iteration, no autograd. A row has converged when an accepted step lowers f
+    by less than ``ftol`` (relative) or μ has grown past 1e10 (no step helps); non-finite trials
+    are rejected, a non-finite start is ``failed``.
     """
     B, D = x0.shape
     dev, dt = x0.device, x0.dtype
     x = x0.detach().clone()
     with torch.no_grad():
-        f, r, J = residuals(x, None)
+        f, g, H = normal(x, None)
+    diag_of = lambda M: torch.diagonal(M, dim1=1, dim2=2)
     active = torch.ones(B, dtype=torch.bool, device=dev) if active is None else active.clone()
-    failed = ~_finite_rows(f, r, J.flatten(1)) & active
+    failed = ~_finite_rows(f, g, diag_of(H)) & active
     active &= ~failed
     converged = torch.zeros(B, dtype=torch.bool, device=dev)
     iters = torch.zeros(B, dtype=torch.long, device=dev)
     mu = torch.full((B,), mu0, device=dev, dtype=dt)
     nu = torch.full((B,), 2.0, device=dev, dtype=dt)
-    eye = torch.eye(D, device=dev, dtype=dt)
     trace = []
     for _ in range(max_iter):
         run = active & ~converged
-        if not run.any():
+        n_run = int(run.sum())
+        if n_run == 0:
             break
-        idx = run.nonzero().squeeze(1)
-        Jr, rr, mur = J[idx], r[idx], mu[idx]
-        H = Jr.transpose(1, 2) @ Jr  # (R, D, D)
-        g = (Jr.transpose(1, 2) @ rr[..., None])[..., 0]  # (R, D)
-        diag = torch.diagonal(H, dim1=1, dim2=2)
+        every = n_run == B
+        idx = None if every else run.nonzero().squeeze(1)
+        Hr, gr, mur, fr = (H, g, mu, f) if every else (H[idx], g[idx], mu[idx], f[idx])
+        diag = diag_of(Hr)
         damp = diag + 1e-9 * diag.amax(-1, keepdim=True).clamp(min=1e-12)
-        A = H + (mur[:, None] * damp)[..., None] * eye
+        A = Hr.clone()
+        diag_of(A).add_(mur[:, None] * damp)
         Lc, info = torch.linalg.cholesky_ex(A)
-        step = -torch.cholesky_solve(g[..., None], Lc)[..., 0]
+        step = -torch.cholesky_solve(gr[..., None], Lc)[..., 0]
         ok_solve = (info == 0) & torch.isfinite(step).all(-1)
         step = torch.where(ok_solve[:, None], step, torch.zeros_like(step))
-        pred = -(2 * (g * step).sum(-1) + (step[:, None] @ H @ step[..., None])[:, 0, 0])  # predicted ‖r‖² decrease
+        pred = -(2 * (gr * step).sum(-1) + (step[:, None] @ Hr @ step[..., None])[:, 0, 0])  # predicted ‖r‖² decrease
         with torch.no_grad():
-            fn, rn, Jn = residuals(x[idx] + step, idx)
-        finite = _finite_rows(fn, rn, Jn.flatten(1))
-        gain = f[idx] - fn
+            fn, gn, Hn = normal((x if every else x[idx]) + step, idx)
+        finite = _finite_rows(fn, gn, diag_of(Hn))
+        gain = fr - fn
         acc = ok_solve & finite & (gain > 0)
         rho = gain / pred.clamp(min=1e-30)
-        new_mu = torch.where(acc, mur * torch.clamp(1 - (2 * rho - 1).pow(3), min=1 / 3), mur * nu[idx])
-        nu[idx] = torch.where(acc, torch.full_like(mur, 2.0), nu[idx] * 2)
-        mu[idx] = new_mu.clamp(max=1e12)
-        a = idx[acc]
+        new_mu = torch.where(acc, mur * torch.clamp(1 - (2 * rho - 1).pow(3), min=1 / 3), mur * nu[run])
+        nu[run] = torch.where(acc, torch.full_like(mur, 2.0), nu[run] * 2)
+        mu[run] = new_mu.clamp(max=1e12)
+        a = run.nonzero().squeeze(1)[acc] if every else idx[acc]
         x[a] = x[a] + step[acc]
-        small = acc & (gain <= ftol * f[idx].abs().clamp(min=1.0))
-        f[a], r[a], J[a] = fn[acc], rn[acc], Jn[acc]
-        iters[idx] += 1
-        converged[idx] |= small | (new_mu >= 1e10)
+        small = acc & (gain <= ftol * fr.abs().clamp(min=1.0))
+        f[a], g[a], H[a] = fn[acc], gn[acc], Hn[acc]
+        iters[run] += 1
+        converged[run] |= small | (new_mu >= 1e10)
         trace.append(f.clone())
     return OptimResult(x, f, iters, converged | failed, failed, _stack_trace(trace, f))

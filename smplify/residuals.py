@@ -2,8 +2,10 @@
 
 Every term of :mod:`smplify.objective` is a sum of squares (plus, for the GMM, a constant
 per component), so the objective equals ‖r‖² + c for a residual vector r. Levenberg-Marquardt
-(:func:`smplify.optim.levenberg_marquardt`) uses r and ∂r/∂x; the L-BFGS path uses the
-scalar terms. Pure tensor functions; shapes in docstrings.
+(:func:`smplify.optim.levenberg_marquardt`) needs only the Gauss-Newton normal equations,
+g = Jᵀr and H = JᵀJ: the data term gives r and J (then g, H by one batched product); the
+pose priors give g and H directly (the GMM's H is a constant matrix per component). The
+L-BFGS path uses the scalar terms. Pure tensor functions; shapes in docstrings.
 """
 from __future__ import annotations
 
@@ -35,27 +37,22 @@ def reprojection_residuals(points: torch.Tensor, d_points: torch.Tensor, focal: 
     inv_z = 1.0 / z
     xy = points[..., :2] * inv_z[..., None]
     uv = xy * focal[:, None] + principal_point[:, None]
-    # ∂uv/∂P: (B, M, 2, 3); the clamped depth has no derivative
-    front = (z_raw > min_depth).to(points.dtype)
+    # ∂uv/∂P = f/z (∂P_xy − (P_xy/z) ∂P_z), written elementwise (a batched 2x3 @ 3xD product is
+    # many tiny matrix products); the clamped depth has no derivative
     fz = focal[:, None] * inv_z[..., None]  # (B, M, 2)
-    d_uv = torch.zeros(B, M, 2, 3, dtype=points.dtype, device=points.device)
-    d_uv[..., 0, 0] = fz[..., 0]
-    d_uv[..., 1, 1] = fz[..., 1]
-    d_uv[..., :, 2] = -fz * xy * front[..., None]
-    J_uv = d_uv @ d_points  # (B, M, 2, D)
+    front = (z_raw > min_depth).to(points.dtype)
+    J_uv = fz[..., None] * (d_points[..., :2, :] - (xy * front[..., None])[..., None] * d_points[..., 2:3, :])
     if d_log_focal:
-        J_uv = torch.cat([J_uv, (uv - principal_point[:, None])[..., None]], -1)
+        J_uv = torch.cat([J_uv, (uv - principal_point[:, None])[..., None]], -1)  # (B, M, 2, D)
     s = scale[:, None, None]
     e = (uv - target) * s
     d2 = e.pow(2).sum(-1, keepdim=True)  # (B, M, 1)
-    s2 = sigma * sigma
-    den = (s2 + d2).rsqrt()  # 1/√(σ² + d²)
-    sw = weight.clamp(min=0).sqrt()[..., None]
-    r = sw * sigma * den * e  # (B, M, 2)
-    # ∂r/∂e = √w σ (I/√(σ²+d²) − e eᵀ/(σ²+d²)^{3/2})
-    dr_de = sw[..., None] * sigma * (den[..., None] * torch.eye(2, dtype=e.dtype, device=e.device)
-                                     - (den.pow(3))[..., None] * e[..., :, None] * e[..., None, :])
-    J = (dr_de * s[..., None]) @ J_uv  # (B, M, 2, D)
+    den = (sigma * sigma + d2).rsqrt()  # 1/√(σ² + d²)
+    a = weight.clamp(min=0).sqrt()[..., None] * sigma * den  # (B, M, 1)
+    r = a * e  # (B, M, 2)
+    # ∂r/∂e = a (I − den² e eᵀ), and ∂e = scale · J_uv
+    J_e = s[..., None] * J_uv
+    J = a[..., None] * (J_e - (den.pow(2) * e)[..., None] * (e[..., None] * J_e).sum(-2, keepdim=True))
     return r.reshape(B, 2 * M), J.reshape(B, 2 * M, -1)
 
 
@@ -68,28 +65,34 @@ def bend_residuals(body_pose: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]
     return r, J
 
 
-def pose_prior_residuals(prior, pose: torch.Tensor) -> Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """A pose prior's nll as ‖r‖² + c, or None if it has no least-squares form.
+def has_least_squares_form(prior) -> bool:
+    """Whether :func:`pose_prior_normal` can write this pose prior as a sum of squares."""
+    name = getattr(prior, "name", "")
+    return name in ("none", "bend") or (name == "gmm" and getattr(prior, "mode", "max") == "max")
 
-    * no prior: no residuals;
-    * GMM in SMPLify's max-component form: for the best component k,
-      r = (θ − μ_k)ᵀ P_k / √2 (Σ_k⁻¹ = P_k P_kᵀ), c = −log w_k + ½ log det Σ_k + (D/2) log 2π;
-    * SMPLify's bend prior.
-    Args: pose (B, 63). Returns r (B, R), J (B, R, 63), c (B,).
+
+def pose_prior_normal(prior, pose: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
+    """A pose prior's nll f and its Gauss-Newton normal equations, g = ½∇f, H ≈ ½∇²f.
+
+    * no prior: f = 0 (g, H None);
+    * GMM in SMPLify's max-component form: for the best component k, f = ½ dᵀΣ_k⁻¹d + c_k with
+      d = θ − μ_k, so g = ½ Σ_k⁻¹ d and H = ½ Σ_k⁻¹ exactly (a precomputed matrix per component:
+      no residual Jacobian is formed);
+    * SMPLify's bend prior: r = exp(s θ) on four entries, g = Jᵀr, H = JᵀJ (diagonal).
+    Args: pose (B, 63). Returns f (B,), g (B, 63), H (B, 63, 63). Raises ValueError for a prior
+    without that form (see :func:`has_least_squares_form`).
     """
     B = pose.shape[0]
     name = getattr(prior, "name", "")
     if name == "none":
-        return pose.new_zeros(B, 0), pose.new_zeros(B, 0, 63), pose.new_zeros(B)
+        return pose.new_zeros(B), None, None
     if name == "bend":
         r, J = bend_residuals(pose)
-        return r, J, pose.new_zeros(B)
-    if name == "gmm" and getattr(prior, "mode", "max") == "max":
-        comp = prior.component_nll(pose[:, :63])  # (B, K)
-        k = comp.argmin(-1)
-        P = prior.prec_chol[k]  # (B, 63, 63)
-        diff = pose[:, :63] - prior.means[k]
-        r = (diff[:, None] @ P)[:, 0] / 2 ** 0.5
-        c = comp.gather(1, k[:, None])[:, 0] - r.pow(2).sum(-1)
-        return r, P.transpose(1, 2) / 2 ** 0.5, c
-    return None
+        return r.pow(2).sum(-1), (J.transpose(1, 2) @ r[..., None])[..., 0], J.transpose(1, 2) @ J
+    if not has_least_squares_form(prior):
+        raise ValueError(f"pose prior {name!r} has no least-squares form")
+    comp = prior.component_nll(pose[:, :63])  # (B, K)
+    f, k = comp.min(-1)
+    H = 0.5 * prior.precisions[k]  # (B, 63, 63)
+    g = (H @ (pose[:, :63] - prior.means[k])[..., None])[..., 0]
+    return f, g, H

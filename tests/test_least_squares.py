@@ -10,7 +10,7 @@ from smplify.body.jacobian import PointJacobian, right_jacobian_so3
 from smplify.body.tiny import make_tiny_model
 from smplify.config import FitConfig
 from smplify.fitter import FACING_CAMERA, Fitter
-from smplify.optim import levenberg_marquardt
+from smplify.optim import levenberg_marquardt, normal_equations
 
 
 def _autograd_jacobian(body, go, bp, be, tr):
@@ -64,8 +64,12 @@ def _fit_setup(prior):
     return body, cases
 
 
-@pytest.mark.parametrize("prior", ["none", "gmm"])
-def test_residual_form_equals_the_objective_and_its_gradient(prior):
+GROUPS = [("transl", "global_orient"), ("transl", "global_orient", "pose", "betas", "focal"), ("pose",),
+          ("betas", "transl"), ("pose", "global_orient")]
+
+
+@pytest.mark.parametrize("prior", ["none", "gmm", "bend"])
+def test_normal_equations_equal_the_objective_its_gradient_and_gauss_newton(prior):
     body, cases = _fit_setup(prior)
     f = Fitter(body, FitConfig(prior=prior, optimizer="lm", optimize_focal=True))
     inputs = [c.fit_input for c in cases]
@@ -74,32 +78,79 @@ def test_residual_form_equals_the_objective_and_its_gradient(prior):
     batch["transl0"] = x[:, :3].clone()
     x = x + torch.randn(x.shape, generator=torch.Generator().manual_seed(3)) * 0.05
     for stage in f.config.stages:
-        fr, r, J = f._residuals(x, batch, stage)
         xx = x.clone().requires_grad_(True)
         terms, _ = f._terms(xx, batch, stage.torso_only)
         tot = f._total(terms, stage)
-        (g,) = torch.autograd.grad(tot.sum(), xx)
-        assert torch.allclose(fr, tot.detach(), rtol=1e-4, atol=1e-2)
-        g2 = 2 * (J.transpose(1, 2) @ r[..., None])[..., 0]
-        assert torch.allclose(g2, g, rtol=1e-3, atol=1e-3 * g.abs().max())
+        (grad,) = torch.autograd.grad(tot.sum(), xx)
+        for groups in GROUPS:
+            cols = torch.cat([torch.arange(f.dim)[f.slices[g]] for g in groups])
+            fr, g, H = f._normal(x, batch, stage, list(groups))
+            assert g.shape == (3, len(cols)) and H.shape == (3, len(cols), len(cols))
+            assert torch.allclose(fr, tot.detach(), rtol=1e-4, atol=1e-2)
+            want = grad[:, cols]
+            assert torch.allclose(2 * g, want, rtol=1e-3, atol=1e-3 * want.abs().max())
+            assert torch.allclose(H, H.transpose(1, 2), atol=1e-3 * H.abs().max())  # a Gauss-Newton matrix:
+            assert (torch.linalg.eigvalsh(H.double()) > -1e-3 * H.abs().max()).all()  # symmetric, PSD
+
+
+@pytest.mark.parametrize("d_log_focal", [False, True])
+def test_reprojection_residual_jacobian_matches_autograd(d_log_focal):
+    from smplify.residuals import reprojection_residuals
+
+    g = torch.Generator().manual_seed(4)
+    B, M, D = 2, 5, 4
+    A = torch.randn(B, M, 3, D, generator=g, dtype=torch.float64)
+    b = torch.randn(B, M, 3, generator=g, dtype=torch.float64) * 0.3 + torch.tensor([0.0, 0.0, 3.0], dtype=torch.float64)
+    x0 = torch.randn(B, D, generator=g, dtype=torch.float64) * 0.1
+    focal = torch.tensor([[500.0, 520.0], [800.0, 800.0]], dtype=torch.float64)
+    pp = torch.tensor([[250.0, 250.0], [400.0, 300.0]], dtype=torch.float64)
+    target = torch.rand(B, M, 2, generator=g, dtype=torch.float64) * 500
+    w = torch.tensor([[1.0, 0.5, 0.0, 2.0, 1.0], [1.0, 1.0, 1.0, 0.3, 0.0]], dtype=torch.float64)
+    scale = torch.tensor([0.5, 1.5], dtype=torch.float64)
+
+    def res(xf):  # xf: (B, D + 1) with a log focal scale last
+        P = (A @ xf[:, :D, None, None].transpose(1, 2).expand(B, M, D, 1))[..., 0] + b
+        return reprojection_residuals(P, A, focal * torch.exp(xf[:, D:]), pp, target, w, scale, 100.0)[0]
+
+    xf = torch.cat([x0, torch.zeros(B, 1, dtype=torch.float64)], 1)
+    P = (A @ x0[:, None, :, None].expand(B, M, D, 1))[..., 0] + b
+    r, J = reprojection_residuals(P, A, focal, pp, target, w, scale, 100.0, d_log_focal=d_log_focal)
+    auto = torch.autograd.functional.jacobian(lambda q: res(q).sum(0), xf).permute(1, 0, 2)  # (B, 2M, D+1)
+    assert torch.allclose(r, res(xf))
+    assert torch.allclose(J, auto if d_log_focal else auto[..., :D], atol=1e-9)
+
+
+def test_gmm_block_of_the_normal_equations_is_its_precision():
+    from priors import get_pose_prior
+    from smplify.residuals import pose_prior_normal
+
+    prior = get_pose_prior("gmm", None)
+    pose = torch.as_tensor(prior.sample(4, seed=1))
+    f, g, H = pose_prior_normal(prior, pose)
+    assert torch.allclose(f, prior.nll(pose, mode="max"), rtol=1e-5, atol=1e-3)
+    p = pose.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(prior.nll(p, mode="max").sum(), p)
+    assert torch.allclose(2 * g, grad, rtol=1e-3, atol=1e-3 * grad.abs().max())
+    hess = torch.autograd.functional.hessian(lambda q: prior.nll(q[None], mode="max")[0], pose[0])
+    assert torch.allclose(2 * H[0], hess, rtol=1e-3, atol=1e-3 * hess.abs().max())
 
 
 def _rosenbrock(x, rows=None):
-    """f = ‖r‖², r = (1 − x₀, 10 (x₁ − x₀²)); minimum 0 at (1, 1)."""
+    """f = ‖r‖², r = (1 − x₀, 10 (x₁ − x₀²)); minimum 0 at (1, 1). Returns f, g = Jᵀr, H = JᵀJ."""
     r = torch.stack([1 - x[:, 0], 10 * (x[:, 1] - x[:, 0] ** 2)], 1)
     J = torch.zeros(x.shape[0], 2, 2)
     J[:, 0, 0] = -1
     J[:, 1, 0] = -20 * x[:, 0]
     J[:, 1, 1] = 10
-    return r.pow(2).sum(-1), r, J
+    return (r.pow(2).sum(-1), *normal_equations(r, J))
 
 
 def test_levenberg_marquardt_solves_rows_independently_and_survives_a_nan_row():
     def res(x, rows=None):
-        f, r, J = _rosenbrock(x)
+        f, g, H = _rosenbrock(x)
         rows = torch.arange(3) if rows is None else rows
         poison = (rows == 1)[:, None]
-        return torch.where(poison[:, 0], float("nan"), f), torch.where(poison, float("nan"), r), J
+        return torch.where(poison[:, 0], float("nan"), f), torch.where(poison, float("nan"), g), H
 
     x0 = torch.tensor([[-1.2, 1.0], [0.0, 0.0], [2.0, -1.0]])
     out = levenberg_marquardt(res, x0, max_iter=200, ftol=1e-12)

@@ -94,16 +94,17 @@ class PointJacobian:
                 lm_upd = torch.einsum("lkj,lkxp->ljxp", wk, lpd)  # (L, J, 3, P)
                 self.lm_upd_t = lm_upd.permute(3, 0, 1, 2).reshape(P, -1).contiguous()  # (P, L·J·3)
 
-    def __call__(self, global_orient, body_pose, betas, transl, index=None):
+    def __call__(self, global_orient, body_pose, betas, transl, index=None, with_betas: bool = True):
         """Points and Jacobian blocks.
 
         Args:
             global_orient (B, 3), body_pose (B, 63) axis-angle of joints 1-21, betas (B, S), transl (B, 3).
             index: optional (B, M) point indices: return only those points (N = M), cheaper than
                 gathering afterwards.
+            with_betas: False skips the shape block (a stage that keeps the shape fixed).
         Returns:
-            points (B, N, 3); d_rot (B, N, 3, A·3) w.r.t. [global_orient, body_pose];
-            d_betas (B, N, 3, S). ∂points/∂transl is the identity.
+            points (B, N, 3); d_rot (B, N, 3, A·3) w.r.t. the rotations of ``rotated`` (in that order);
+            d_betas (B, N, 3, S), or None without ``with_betas``. ∂points/∂transl is the identity.
         """
         body = self.body
         B = global_orient.shape[0]
@@ -116,10 +117,11 @@ class PointJacobian:
         pa = g_pos[:, ra]  # (B, A, 3)
         # joints: moment about a is (p_i − p_a) where a is an ancestor (or self) of i
         Qj = (g_pos[:, :, None] - pa[:, None]) * self.anc_rot[None, :, :, None]  # (B, J, A, 3)
-        # shape: ∂p_i/∂β = Σ_{a ∈ anc*(i)} G_parent(a) (offset shape directions of a)
-        Gp = torch.where(self.root_mask[None, :, None, None], torch.eye(3).to(g_rot), g_rot[:, self.parent])
-        V = Gp @ self.offset_shapedirs  # (B, J, 3, S)
-        dj_beta = torch.einsum("ia,baxs->bixs", self.anc, V)  # (B, J, 3, S)
+        dj_beta = None
+        if with_betas:  # shape: ∂p_i/∂β = Σ_{a ∈ anc*(i)} G_parent(a) (offset shape directions of a)
+            Gp = torch.where(self.root_mask[None, :, None, None], torch.eye(3).to(g_rot), g_rot[:, self.parent])
+            V = Gp @ self.offset_shapedirs  # (B, J, 3, S)
+            dj_beta = torch.einsum("ia,baxs->bixs", self.anc, V)  # (B, J, 3, S)
         if self.L:
             L = self.L
             u = self.lm_u0 + (betas @ self.lm_usd_t).view(B, L, J, 3)
@@ -129,17 +131,20 @@ class PointJacobian:
             X = (g_rot[:, None] @ u[..., None])[..., 0] + self.lm_c[None, :, :, None] * skin_t[:, None]  # (B, L, J, 3)
             lms = X.sum(2)
             Ql = torch.einsum("bljx,ja->blax", X, self.anc_rot) - self.lm_c_anc[None, :, :, None] * pa[:, None]
-            dl_beta = torch.einsum("bjxy,ljys->blxs", g_rot, self.lm_ushape) \
-                + torch.einsum("lj,bjxs->blxs", self.lm_c, dj_beta)
             points = torch.cat([g_pos, lms], 1)
             Q = torch.cat([Qj, Ql], 1)
-            d_beta = torch.cat([dj_beta, dl_beta], 1)
+            d_beta = None
+            if with_betas:
+                dl_beta = torch.einsum("bjxy,ljys->blxs", g_rot, self.lm_ushape) \
+                    + torch.einsum("lj,bjxs->blxs", self.lm_c, dj_beta)
+                d_beta = torch.cat([dj_beta, dl_beta], 1)
         else:
             points, Q, d_beta = g_pos, Qj, dj_beta
         if index is not None:
             points = torch.gather(points, 1, index[..., None].expand(-1, -1, 3))
             Q = torch.gather(Q, 1, index[..., None, None].expand(-1, -1, *Q.shape[2:]))
-            d_beta = torch.gather(d_beta, 1, index[..., None, None].expand(-1, -1, *d_beta.shape[2:]))
+            if d_beta is not None:
+                d_beta = torch.gather(d_beta, 1, index[..., None, None].expand(-1, -1, *d_beta.shape[2:]))
         N = points.shape[1]
         # d_rot[b, n, :, a, c] = Z_a[:, c] × Q_na
         # written out per component (torch.linalg.cross is several times slower on these small shapes):
