@@ -50,7 +50,7 @@ class GMMPrior:
         L = torch.linalg.cholesky(cov)
         P = torch.linalg.inv(L).transpose(1, 2)
         self.prec_chol = P.float()  # (K, D, D): Σ⁻¹ = P Pᵀ
-        self.precisions = (P @ P.transpose(1, 2)).float()  # (K, D, D): Σ⁻¹ (Levenberg-Marquardt's normal equations)
+        self.half_precisions = (0.5 * P @ P.transpose(1, 2)).float()  # (K, D, D): ½Σ⁻¹, the max form's Gauss-Newton H
         self.log_det = (2 * torch.log(torch.diagonal(L, dim1=1, dim2=2)).sum(-1)).float()
         self.log_w = torch.log(torch.as_tensor(weights, dtype=torch.float32))
         self.meta = meta

@@ -75,8 +75,8 @@ class FitConfig:
     settle_window: int = 5  # converged also when the last stage's loss changed by < settle_tol
     settle_tol: float = 1e-3  # (relative) over its final settle_window iterations
     lm_iterations_factor: float = 1.0  # Levenberg-Marquardt runs at most this × each stage's iterations
-    lm_mu0: float = 1e-3
-    lm_ftol: float = 1e-5  # relative decrease below which a Levenberg-Marquardt row has converged
+    lm_mu0: float = 1.0
+    lm_ftol: float = 1e-3  # relative decrease below which a Levenberg-Marquardt row has converged
     # LM converges where L-BFGS stops early, so it wants a firmer pose prior: on *training* poses
     # (python -m benchmarks.tune_weights --optimizer lm --scales 0.5,1,2,4) 2x balanced 3D and 2D error
     lm_prior_scale: float = 2.0

@@ -282,11 +282,8 @@ class Fitter:
             if name not in at or gv is None:
                 return
             s_ = at[name]
-            g[:, s_] += weight * gv
-            if Hv.dim() == 2:
-                torch.diagonal(H[:, s_, s_], dim1=1, dim2=2).add_(weight * Hv)
-            else:
-                H[:, s_, s_] += weight * Hv
+            g[:, s_].add_(gv, alpha=weight)
+            (torch.diagonal(H[:, s_, s_], dim1=1, dim2=2) if Hv.dim() == 2 else H[:, s_, s_]).add_(Hv, alpha=weight)
 
         fp, gp, Hp = pose_prior_normal(self.prior, pose)
         add("pose", stage.pose_prior, fp, gp, Hp)

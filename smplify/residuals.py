@@ -37,22 +37,22 @@ def reprojection_residuals(points: torch.Tensor, d_points: torch.Tensor, focal: 
     inv_z = 1.0 / z
     xy = points[..., :2] * inv_z[..., None]
     uv = xy * focal[:, None] + principal_point[:, None]
-    # ∂uv/∂P = f/z (∂P_xy − (P_xy/z) ∂P_z), written elementwise (a batched 2x3 @ 3xD product is
-    # many tiny matrix products); the clamped depth has no derivative
-    fz = focal[:, None] * inv_z[..., None]  # (B, M, 2)
-    front = (z_raw > min_depth).to(points.dtype)
-    J_uv = fz[..., None] * (d_points[..., :2, :] - (xy * front[..., None])[..., None] * d_points[..., 2:3, :])
-    if d_log_focal:
-        J_uv = torch.cat([J_uv, (uv - principal_point[:, None])[..., None]], -1)  # (B, M, 2, D)
-    s = scale[:, None, None]
-    e = (uv - target) * s
+    e = (uv - target) * scale[:, None, None]  # (B, M, 2) normalised pixels
     d2 = e.pow(2).sum(-1, keepdim=True)  # (B, M, 1)
     den = (sigma * sigma + d2).rsqrt()  # 1/√(σ² + d²)
     a = weight.clamp(min=0).sqrt()[..., None] * sigma * den  # (B, M, 1)
     r = a * e  # (B, M, 2)
-    # ∂r/∂e = a (I − den² e eᵀ), and ∂e = scale · J_uv
-    J_e = s[..., None] * J_uv
-    J = a[..., None] * (J_e - (den.pow(2) * e)[..., None] * (e[..., None] * J_e).sum(-2, keepdim=True))
+    # chain rule per point, folded into one 2x3 matrix C so that ∂r/∂x = C ∂P/∂x:
+    # ∂r/∂e = a (I − den² e eᵀ); ∂e/∂uv = scale; ∂uv/∂P = diag(f/z) [I₂ | −P_xy/z] (the clamped
+    # depth has no derivative)
+    k = focal[:, None] * inv_z[..., None] * scale[:, None, None]  # (B, M, 2): ∂e/∂P_xy (diagonal)
+    A = a[..., None] * (torch.eye(2, dtype=e.dtype, device=e.device) - (den.pow(2) * e)[..., None] * e[..., None, :])
+    Ak = A * k[..., None, :]  # (B, M, 2, 2)
+    front = (z_raw > min_depth).to(points.dtype)
+    C = torch.cat([Ak, -(Ak @ (xy * front[..., None])[..., None])], -1)  # (B, M, 2, 3)
+    J = C @ d_points  # (B, M, 2, D)
+    if d_log_focal:  # ∂uv/∂log f = uv − principal point
+        J = torch.cat([J, (A * scale[:, None, None, None]) @ (uv - principal_point[:, None])[..., None]], -1)
     return r.reshape(B, 2 * M), J.reshape(B, 2 * M, -1)
 
 
@@ -93,6 +93,6 @@ def pose_prior_normal(prior, pose: torch.Tensor) -> Tuple[torch.Tensor, Optional
         raise ValueError(f"pose prior {name!r} has no least-squares form")
     comp = prior.component_nll(pose[:, :63])  # (B, K)
     f, k = comp.min(-1)
-    H = 0.5 * prior.precisions[k]  # (B, 63, 63)
+    H = prior.half_precisions[k]  # (B, 63, 63)
     g = (H @ (pose[:, :63] - prior.means[k])[..., None])[..., 0]
     return f, g, H
