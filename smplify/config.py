@@ -57,8 +57,9 @@ class FitConfig:
     prior_path: Optional[str] = None  # a user's prior file instead of the shipped one
     vae_mode: str = "latent"  # latent: pose = decode(z), penalty ½|z|² ; penalty: encoder-mean penalty
     # lbfgs | lm | adam | auto (Levenberg-Marquardt for the gmm/bend priors, else lbfgs). L-BFGS stays the
-    # default: LM is ~4x faster at equal mean 3D error on the benchmark, but it follows the prior's mode
-    # further on limbs the photo does not show (README, "Optimisers")
+    # default: LM is ~5x faster at an equal mean 3D error on synthetic cases, but it reaches the objective's
+    # deeper optima, and on a real photo (camera.png) that optimum looks wrong where L-BFGS's early stop
+    # near the mean-pose start looks right (README, "Optimisers")
     optimizer: str = "lbfgs"
     stages: Tuple[Stage, ...] = field(default_factory=default_stages)
     sigma: float = 100.0  # Geman-McClure scale, normalised pixels
@@ -75,8 +76,10 @@ class FitConfig:
     settle_window: int = 5  # converged also when the last stage's loss changed by < settle_tol
     settle_tol: float = 1e-3  # (relative) over its final settle_window iterations
     lm_iterations_factor: float = 1.0  # Levenberg-Marquardt runs at most this × each stage's iterations
+    # initial damping (× diag H). Small values take full Gauss-Newton steps at once, which can swing the
+    # body out of the flip test's facing in the camera stage (training poses: 60.5 mm at 1e-3, 54.3 at 1)
     lm_mu0: float = 1.0
-    lm_ftol: float = 1e-3  # relative decrease below which a Levenberg-Marquardt row has converged
+    lm_ftol: float = 1e-3  # relative decrease below which a Levenberg-Marquardt row has converged (1e-5: same error, 30 % more iterations)
     # LM converges where L-BFGS stops early, so it wants a firmer pose prior: on *training* poses
     # (python -m benchmarks.tune_weights --optimizer lm --scales 0.5,1,2,4) 2x balanced 3D and 2D error
     lm_prior_scale: float = 2.0
