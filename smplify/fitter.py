@@ -452,13 +452,14 @@ class Fitter:
         return (x, iters, converged, failed, torch.stack(stage_losses, 1) if stage_losses else x.new_zeros(B, 0),
                 curve, lengths)
 
-    def _settled(self, curves, last_stage_iterations: int) -> torch.Tensor:
+    def _settled(self, curves, last_lengths: Sequence[int]) -> torch.Tensor:
         """(B,) bool: the last stage's loss changed by less than ``settle_tol`` (relative) over its
-        final ``settle_window`` iterations — or the optimiser itself declared convergence."""
+        final ``settle_window`` iterations. curves: each row's loss curve; last_lengths: how many of
+        its entries the last stage wrote."""
         c = self.config
         out = []
-        for cu in curves:
-            tail = cu[-min(len(cu), last_stage_iterations):]
+        for cu, n in zip(curves, last_lengths):
+            tail = cu[len(cu) - min(len(cu), n):]
             if len(tail) <= c.settle_window:
                 out.append(False)
                 continue
@@ -510,7 +511,7 @@ class Fitter:
             x[rows], iters[rows], conv[rows], failed[rows], stage_f[rows] = x2, iters[rows] + it2, cv2, fl2, sf2
             for j, r in enumerate(rows.tolist()):
                 curves[r], stage_lengths[r] = cu2[j], ln2
-        conv = conv | self._settled(curves, stages[-1].iterations)
+        conv = conv | self._settled(curves, [ln[-1] if ln else 0 for ln in stage_lengths])
         bad = self._bad(x, stage_f[:, -1])
         x = torch.where(bad[:, None], x0, x)  # never return NaN: flagged rows keep their start
         with torch.no_grad():

@@ -143,7 +143,8 @@ def test_loss_curve_and_converged_flag(body):
         assert len(r.stage_iterations) == len(LIGHT) and sum(r.stage_iterations) == len(r.loss_curve)
     f = Fitter(body, FitConfig(prior="none", stages=LIGHT), prior=ZeroPrior())
     flat, falling = torch.tensor([5.0] * 10 + [2.0] * 20), torch.linspace(5.0, 1.0, 30)
-    assert f._settled([flat, falling, torch.tensor([1.0])], 20).tolist() == [True, False, False]
+    assert f._settled([flat, falling, torch.tensor([1.0])], [20, 20, 1]).tolist() == [True, False, False]
+    assert f._settled([flat, flat], [20, 4]).tolist() == [True, False]  # a last stage shorter than the window: no
 
 
 def test_shared_start_pose_is_the_same_for_every_prior(body):
