@@ -62,7 +62,7 @@ class GMMPrior:
     def component_nll(self, pose: torch.Tensor) -> torch.Tensor:
         """(B, D) -> (B, K): −log w_k − log N(x; μ_k, Σ_k)."""
         diff = pose[:, None, :] - self.means[None]  # (B, K, D)
-        m = torch.einsum("bkd,kde->bke", diff, self.prec_chol).pow(2).sum(-1)
+        m = (diff.transpose(0, 1) @ self.prec_chol).pow(2).sum(-1).transpose(0, 1)  # ‖(x−μ_k)ᵀP_k‖², (B, K)
         return 0.5 * m + 0.5 * self.log_det + self.const - self.log_w
 
     def nll(self, pose: torch.Tensor, mode: str | None = None) -> torch.Tensor:

@@ -86,7 +86,8 @@ class PointJacobian:
             lsd = body.shapedirs[body.lm_vertex].view(L, K, 3, S)
             lm_usd = torch.einsum("lkj,lkxs->ljxs", wk, lsd)  # (L, J, 3, S)
             self.lm_usd_t = lm_usd.permute(3, 0, 1, 2).reshape(S, -1).contiguous()  # (S, L·J·3)
-            self.lm_ushape = lm_usd - self.lm_c[..., None, None] * body.J_shapedirs[None]  # (L, J, 3, S)
+            lm_ushape = lm_usd - self.lm_c[..., None, None] * body.J_shapedirs[None]  # (L, J, 3, S)
+            self.lm_ushape_mat = lm_ushape.permute(1, 2, 0, 3).reshape(J * 3, L * S).contiguous()  # (J·3, L·S)
             self.lm_c_anc = self.lm_c @ self.anc_rot  # (L, A)
             if body.has_posedirs:
                 P = body.lm_posedirs.shape[0]
@@ -121,7 +122,7 @@ class PointJacobian:
         if with_betas:  # shape: ∂p_i/∂β = Σ_{a ∈ anc*(i)} G_parent(a) (offset shape directions of a)
             Gp = torch.where(self.root_mask[None, :, None, None], torch.eye(3).to(g_rot), g_rot[:, self.parent])
             V = Gp @ self.offset_shapedirs  # (B, J, 3, S)
-            dj_beta = torch.einsum("ia,baxs->bixs", self.anc, V)  # (B, J, 3, S)
+            dj_beta = (self.anc @ V.reshape(B, J, -1)).view(B, J, 3, -1)  # (B, J, 3, S): Σ_a anc[i, a] V_a
         if self.L:
             L = self.L
             u = self.lm_u0 + (betas @ self.lm_usd_t).view(B, L, J, 3)
@@ -130,13 +131,15 @@ class PointJacobian:
             # X_lj = G_j u_lj + c_lj t_j: the landmark's share that moves rigidly with joint j
             X = (g_rot[:, None] @ u[..., None])[..., 0] + self.lm_c[None, :, :, None] * skin_t[:, None]  # (B, L, J, 3)
             lms = X.sum(2)
-            Ql = torch.einsum("bljx,ja->blax", X, self.anc_rot) - self.lm_c_anc[None, :, :, None] * pa[:, None]
+            Ql = (X.transpose(-1, -2) @ self.anc_rot).transpose(-1, -2) - self.lm_c_anc[None, :, :, None] * pa[:, None]
             points = torch.cat([g_pos, lms], 1)
             Q = torch.cat([Qj, Ql], 1)
             d_beta = None
             if with_betas:
-                dl_beta = torch.einsum("bjxy,ljys->blxs", g_rot, self.lm_ushape) \
-                    + torch.einsum("lj,bjxs->blxs", self.lm_c, dj_beta)
+                # Σ_j G_j (landmark shape moments) + Σ_j c_lj ∂p_j/∂β, as two matrix products
+                S = self.S
+                rot_part = (g_rot.permute(0, 2, 1, 3).reshape(B, 3, J * 3) @ self.lm_ushape_mat).view(B, 3, L, S)
+                dl_beta = rot_part.permute(0, 2, 1, 3) + (self.lm_c @ dj_beta.reshape(B, J, -1)).view(B, L, 3, S)
                 d_beta = torch.cat([dj_beta, dl_beta], 1)
         else:
             points, Q, d_beta = g_pos, Qj, dj_beta
