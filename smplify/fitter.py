@@ -237,7 +237,7 @@ class Fitter:
         block of H is its precision matrix. Same terms and weights as :meth:`_terms` / :meth:`_total`
         (tested to agree: f equal, 2g the gradient)."""
         from .optim import normal_equations
-        from .residuals import bend_residuals, pose_prior_normal, reprojection_residuals
+        from .residuals import bend_normal, pose_prior_normal, reprojection_residuals
 
         if rows is not None:
             batch = {k: v[rows] for k, v in batch.items()}
@@ -251,16 +251,15 @@ class Fitter:
             with_betas="betas" in groups)
         M = P.shape[1]
         blocks, offset, at = [], 0, {}  # the free groups' columns of ∂points/∂x, and where each group sits
-        for i, gname in enumerate(groups):
+        for gname in groups:
             n = sl[gname].stop - sl[gname].start
             at[gname] = slice(offset, offset + n)
             offset += n
             if gname == "transl":
                 blocks.append(torch.eye(3).expand(B, M, 3, 3))
-            elif gname == "global_orient":  # with the pose right after it, d_rot already is both blocks
-                both = i + 1 < len(groups) and groups[i + 1] == "pose"
-                blocks.append(d_rot if both else d_rot[..., :3])
-            elif gname == "pose" and not (i and groups[i - 1] == "global_orient"):
+            elif gname == "global_orient":  # d_rot's columns: the root's first, if rotated, then the body's
+                blocks.append(d_rot[..., :3])
+            elif gname == "pose":
                 blocks.append(d_rot[..., -63:])
             elif gname == "betas":
                 blocks.append(d_beta)
@@ -287,8 +286,7 @@ class Fitter:
 
         fp, gp, Hp = pose_prior_normal(self.prior, pose)
         add("pose", stage.pose_prior, fp, gp, Hp)
-        rb, Jb = bend_residuals(pose)
-        add("pose", stage.bend, rb.pow(2).sum(-1), (Jb * rb[..., None]).sum(1), Jb.pow(2).sum(1))  # JᵀJ: diagonal
+        add("pose", stage.bend, *bend_normal(pose))
         add("betas", stage.shape, betas.pow(2).sum(-1), betas, torch.ones_like(betas))
         dz = x[:, 2] - batch["transl0"][:, 2]
         add("transl", stage.depth, dz.pow(2), torch.stack([torch.zeros_like(dz), torch.zeros_like(dz), dz], 1),

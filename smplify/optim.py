@@ -264,8 +264,8 @@ def levenberg_marquardt(normal: NormalClosure, x0: torch.Tensor, max_iter: int =
         n_run = int(run.sum())
         if n_run == 0:
             break
-        every = n_run == B
-        idx = None if every else run.nonzero().squeeze(1)
+        every = n_run == B  # then no row gathers
+        idx = run.nonzero().squeeze(1)
         Hr, gr, mur, fr = (H, g, mu, f) if every else (H[idx], g[idx], mu[idx], f[idx])
         diag = diag_of(Hr)
         damp = diag + 1e-9 * diag.amax(-1, keepdim=True).clamp(min=1e-12)
@@ -277,19 +277,19 @@ def levenberg_marquardt(normal: NormalClosure, x0: torch.Tensor, max_iter: int =
         step = torch.where(ok_solve[:, None], step, torch.zeros_like(step))
         pred = -(2 * (gr * step).sum(-1) + (step[:, None] @ Hr @ step[..., None])[:, 0, 0])  # predicted ‖r‖² decrease
         with torch.no_grad():
-            fn, gn, Hn = normal((x if every else x[idx]) + step, idx)
+            fn, gn, Hn = normal((x if every else x[idx]) + step, None if every else idx)
         finite = _finite_rows(fn, gn, diag_of(Hn))
         gain = fr - fn
         acc = ok_solve & finite & (gain > 0)
         rho = gain / pred.clamp(min=1e-30)
-        new_mu = torch.where(acc, mur * torch.clamp(1 - (2 * rho - 1).pow(3), min=1 / 3), mur * nu[run])
-        nu[run] = torch.where(acc, torch.full_like(mur, 2.0), nu[run] * 2)
-        mu[run] = new_mu.clamp(max=1e12)
-        a = run.nonzero().squeeze(1)[acc] if every else idx[acc]
+        new_mu = torch.where(acc, mur * torch.clamp(1 - (2 * rho - 1).pow(3), min=1 / 3), mur * nu[idx])
+        nu[idx] = torch.where(acc, torch.full_like(mur, 2.0), nu[idx] * 2)
+        mu[idx] = new_mu.clamp(max=1e12)
+        a = idx[acc]
         x[a] = x[a] + step[acc]
         small = acc & (gain <= ftol * fr.abs().clamp(min=1.0))
         f[a], g[a], H[a] = fn[acc], gn[acc], Hn[acc]
-        iters[run] += 1
-        converged[run] |= small | (new_mu >= 1e10)
+        iters[idx] += 1
+        converged[idx] |= small | (new_mu >= 1e10)
         trace.append(f.clone())
     return OptimResult(x, f, iters, converged | failed, failed, _stack_trace(trace, f))

@@ -65,6 +65,13 @@ def bend_residuals(body_pose: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]
     return r, J
 
 
+def bend_normal(body_pose: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """SMPLify's bend prior and its normal equations: (B, ≥63) -> f (B,), g = Jᵀr (B, 63), and H = JᵀJ as
+    its diagonal (B, 63) (each residual moves one pose entry)."""
+    r, J = bend_residuals(body_pose)
+    return r.pow(2).sum(-1), (J * r[..., None]).sum(1), J.pow(2).sum(1)
+
+
 def has_least_squares_form(prior) -> bool:
     """Whether :func:`pose_prior_normal` can write this pose prior as a sum of squares."""
     name = getattr(prior, "name", "")
@@ -78,17 +85,16 @@ def pose_prior_normal(prior, pose: torch.Tensor) -> Tuple[torch.Tensor, Optional
     * GMM in SMPLify's max-component form: for the best component k, f = ½ dᵀΣ_k⁻¹d + c_k with
       d = θ − μ_k, so g = ½ Σ_k⁻¹ d and H = ½ Σ_k⁻¹ exactly (a precomputed matrix per component:
       no residual Jacobian is formed);
-    * SMPLify's bend prior: r = exp(s θ) on four entries, g = Jᵀr, H = JᵀJ (diagonal).
-    Args: pose (B, 63). Returns f (B,), g (B, 63), H (B, 63, 63). Raises ValueError for a prior
-    without that form (see :func:`has_least_squares_form`).
+    * SMPLify's bend prior (:func:`bend_normal`): H is diagonal and returned as (B, 63).
+    Args: pose (B, 63). Returns f (B,), g (B, 63), H (B, 63, 63) or its diagonal (B, 63). Raises
+    ValueError for a prior without that form (see :func:`has_least_squares_form`).
     """
     B = pose.shape[0]
     name = getattr(prior, "name", "")
     if name == "none":
         return pose.new_zeros(B), None, None
     if name == "bend":
-        r, J = bend_residuals(pose)
-        return r.pow(2).sum(-1), (J.transpose(1, 2) @ r[..., None])[..., 0], J.transpose(1, 2) @ J
+        return bend_normal(pose)
     if not has_least_squares_form(prior):
         raise ValueError(f"pose prior {name!r} has no least-squares form")
     comp = prior.component_nll(pose[:, :63])  # (B, K)
