@@ -229,13 +229,28 @@ class Fitter:
             self._point_jacobians[rotated] = PointJacobian(self.body, rotated)
         return self._point_jacobians[rotated]
 
-    def _normal(self, x, batch, stage: Stage, groups: Sequence[str], rows=None):
+    def _rigid_body(self, x, batch) -> tuple:
+        """The stage-constant part of a rigid stage (pose and shape fixed): the fitted points relative
+        to the root at zero global orientation and translation (B, M, 3), and the root there (B, 3)."""
+        x0 = x.clone()
+        x0[:, self.slices["global_orient"]] = 0
+        x0[:, self.slices["transl"]] = 0
+        with torch.no_grad():
+            pts = self._points(x0)
+        root = pts[:, 0]
+        local = torch.gather(pts, 1, batch["index"][..., None].expand(-1, -1, 3)) - root[:, None]
+        return local, root
+
+    def _normal(self, x, batch, stage: Stage, groups: Sequence[str], rows=None, rigid=None):
         """The objective and its Gauss-Newton normal equations over the free ``groups`` (in that
         order; 'focal', if free, last): f (R,), g = Jᵀr (R, F), H = JᵀJ (R, F, F), F the free columns.
 
         Only the free columns' Jacobian is formed (the camera stage needs 6, not 80); the GMM's
         block of H is its precision matrix. Same terms and weights as :meth:`_terms` / :meth:`_total`
-        (tested to agree: f equal, 2g the gradient)."""
+        (tested to agree: f equal, 2g the gradient). ``rigid``: :meth:`_rigid_body` of these rows, for a
+        stage that frees only the translation, the root's rotation (and the focal length): the points
+        then move rigidly and no kinematic tree is evaluated."""
+        from .body.jacobian import rigid_points
         from .optim import normal_equations
         from .residuals import bend_normal, pose_prior_normal, reprojection_residuals
 
@@ -244,11 +259,17 @@ class Fitter:
         c, sl = self.config, self.slices
         B = x.shape[0]
         pose, betas = x[:, sl["pose"]], x[:, sl["betas"]]
-        rotated = (tuple([0] if "global_orient" in groups else [])
-                   + tuple(range(1, 22) if "pose" in groups else []))
-        P, d_rot, d_beta = self._point_jacobian(rotated or (0,))(
-            x[:, sl["global_orient"]], pose, betas, x[:, sl["transl"]], index=batch["index"],
-            with_betas="betas" in groups)
+        if rigid is not None:
+            if not set(groups) <= {"transl", "global_orient", "focal"}:
+                raise ValueError(f"a rigid stage frees only transl, global_orient and focal, not {groups}")
+            P, d_rot = rigid_points(x[:, sl["global_orient"]], x[:, sl["transl"]], *rigid)
+            d_beta = None
+        else:
+            rotated = (tuple([0] if "global_orient" in groups else [])
+                       + tuple(range(1, 22) if "pose" in groups else []))
+            P, d_rot, d_beta = self._point_jacobian(rotated or (0,))(
+                x[:, sl["global_orient"]], pose, betas, x[:, sl["transl"]], index=batch["index"],
+                with_betas="betas" in groups)
         M = P.shape[1]
         blocks, offset, at = [], 0, {}  # the free groups' columns of ∂points/∂x, and where each group sits
         for gname in groups:
@@ -271,12 +292,13 @@ class Fitter:
         g, H = normal_equations(r, J)
         f = r.pow(2).sum(-1)
 
-        def add(name, weight, fv, gv, Hv):
-            """f += weight·fv; the group's blocks of g and H (if it is free) += weight·gv, weight·Hv
-            (Hv (B, n, n), or (B, n) for a diagonal)."""
+        def add(name, weight, term):
+            """f += weight·fv; the group's blocks of g and H (if it is free) += weight·gv, weight·Hv, where
+            ``term() -> (fv, gv, Hv)`` (Hv (B, n, n), or (B, n) for a diagonal) runs only for a non-zero weight."""
             nonlocal f
             if weight == 0:
                 return
+            fv, gv, Hv = term()
             f = f + weight * fv
             if name not in at or gv is None:
                 return
@@ -284,15 +306,17 @@ class Fitter:
             g[:, s_].add_(gv, alpha=weight)
             (torch.diagonal(H[:, s_, s_], dim1=1, dim2=2) if Hv.dim() == 2 else H[:, s_, s_]).add_(Hv, alpha=weight)
 
-        fp, gp, Hp = pose_prior_normal(self.prior, pose)
-        add("pose", stage.pose_prior, fp, gp, Hp)
-        add("pose", stage.bend, *bend_normal(pose))
-        add("betas", stage.shape, betas.pow(2).sum(-1), betas, torch.ones_like(betas))
-        dz = x[:, 2] - batch["transl0"][:, 2]
-        add("transl", stage.depth, dz.pow(2), torch.stack([torch.zeros_like(dz), torch.zeros_like(dz), dz], 1),
-            torch.tensor([0.0, 0.0, 1.0]).expand(B, 3))
+        def depth():
+            dz = x[:, 2] - batch["transl0"][:, 2]
+            return dz.pow(2), torch.stack([torch.zeros_like(dz), torch.zeros_like(dz), dz], 1), \
+                torch.tensor([0.0, 0.0, 1.0]).expand(B, 3)
+
         lf = x[:, sl["focal"]]
-        add("focal", c.focal_weight, lf.pow(2).sum(-1), lf, torch.ones_like(lf))
+        add("pose", stage.pose_prior, lambda: pose_prior_normal(self.prior, pose))
+        add("pose", stage.bend, lambda: bend_normal(pose))
+        add("betas", stage.shape, lambda: (betas.pow(2).sum(-1), betas, torch.ones_like(betas)))
+        add("transl", stage.depth, depth)
+        add("focal", c.focal_weight, lambda: (lf.pow(2).sum(-1), lf, torch.ones_like(lf)))
         return f, g, H
 
     def _total(self, terms, stage: Stage):
@@ -427,9 +451,14 @@ class Fitter:
             if optimizer == "lm":
                 stage = dataclasses.replace(stage, pose_prior=stage.pose_prior * c.lm_prior_scale)
 
-                def normal(xs, rows, stage=stage, free=free, fixed=fixed, groups=groups):
+                # pose and shape fixed (the camera stage): the points move rigidly, computed once here
+                rigid = (self._rigid_body(fixed, batch) if set(groups) <= {"transl", "global_orient", "focal"}
+                         else None)
+
+                def normal(xs, rows, stage=stage, free=free, fixed=fixed, groups=groups, rigid=rigid):
                     base = fixed if rows is None else fixed[rows]
-                    return self._normal(base.index_copy(1, free, xs), batch, stage, groups, rows)
+                    rig = rigid if rigid is None or rows is None else tuple(t[rows] for t in rigid)
+                    return self._normal(base.index_copy(1, free, xs), batch, stage, groups, rows, rig)
 
                 r = levenberg_marquardt(normal, x[:, free], ftol=c.lm_ftol, mu0=c.lm_mu0,
                                         max_iter=max(1, int(stage.iterations * c.lm_iterations_factor)))
@@ -514,42 +543,42 @@ class Fitter:
         x = torch.where(bad[:, None], x0, x)  # never return NaN: flagged rows keep their start
         with torch.no_grad():
             terms, proj = self._terms(x, batch, False)
+            terms["total"] = self._total(terms, c.stages[-1])
+            pose63 = self.body_pose_of(x)
         elapsed = time.perf_counter() - t0
+        # to Python/numpy once for the whole batch (per-row tensor indexing costs ~1 µs a value)
+        sl = self.slices
+        xn = x.detach().numpy().astype(np.float32)
+        poses = np.concatenate([pose63.detach().numpy(), np.zeros((B, 6))], 1).astype(np.float32)
+        focals = (batch["focal"] * torch.exp(x[:, sl["focal"]])).tolist()
+        err_all = (proj - batch["xy"]).norm(dim=-1).tolist()
+        vis_all = (batch["w"] > 0).tolist()
+        terms_l = {k: v.tolist() for k, v in terms.items()}
+        stage_l, iters_l = stage_f.tolist(), iters.tolist()
+        bad_l, restarted_l, conv_l, flip_l = bad.tolist(), restarted.tolist(), conv.tolist(), choose_flip.tolist()
         results = []
-        for b, inp in enumerate(inputs):
-            r = b
-            xr = x[r]
-            pose63 = self.body_pose_of(xr[None])[0].detach()
-            body_pose = torch.cat([pose63, torch.zeros(6)]).numpy()
-            focal = (batch["focal"][r] * torch.exp(xr[self.slices["focal"]])).tolist()
-            cam = Camera(tuple(focal), inp.camera.principal_point, inp.camera.image_size,
+        for r, inp in enumerate(inputs):
+            cam = Camera(tuple(focals[r]), inp.camera.principal_point, inp.camera.image_size,
                          "optimized" if c.optimize_focal else inp.camera.focal_source)
             m = len(inp.index)
-            err = (proj[r, :m] - batch["xy"][r, :m]).norm(dim=-1)
-            vis = batch["w"][r, :m] > 0
-            errs = [float(e) if v else None for e, v in zip(err.tolist(), vis.tolist())]
-            mean_err = float(err[vis].mean()) if vis.any() else float("nan")
+            vis = vis_all[r][:m]
+            errs = [e if v else None for e, v in zip(err_all[r][:m], vis)]
+            seen = [e for e in errs if e is not None]
+            mean_err = float(np.mean(seen)) if seen else float("nan")
             warn = list(inp.warnings)
-            if bool(bad[r]):
+            if bad_l[r]:
                 warn.append("optimisation diverged twice; returning the initial estimate")
-            if vis.sum() < 6:
-                warn.append(f"only {int(vis.sum())} confident keypoints")
-            if bool(restarted[r]) and not bool(bad[r]):
+            if len(seen) < 6:
+                warn.append(f"only {len(seen)} confident keypoints")
+            if restarted_l[r] and not bad_l[r]:
                 warn.append("restarted after divergence")
-            last = c.stages[-1]
-            lt = {k: float(v[r]) for k, v in terms.items()}
-            lt["total"] = float(self._total({k: v[r : r + 1] for k, v in terms.items()}, last)[0])
             results.append(FitResult(
-                global_orient=xr[self.slices["global_orient"]].detach().numpy().astype(np.float32),
-                body_pose=body_pose.astype(np.float32),
-                betas=xr[self.slices["betas"]].detach().numpy().astype(np.float32),
-                transl=xr[self.slices["transl"]].detach().numpy().astype(np.float32), camera=cam,
+                global_orient=xn[r, sl["global_orient"]].copy(), body_pose=poses[r],
+                betas=xn[r, sl["betas"]].copy(), transl=xn[r, sl["transl"]].copy(), camera=cam,
                 keypoint_names=list(inp.names) if len(inp.names) else [str(i) for i in inp.index],
-                keypoint_error_px=errs, mean_error_px=mean_err, loss_terms=lt, iterations=int(iters[r]),
-                time_s=elapsed / B, flipped=bool(choose_flip[b]), converged=bool(conv[r]) and not bool(bad[r]),
-                failed=bool(bad[r]), restarted=bool(restarted[r]), warnings=warn, prior=self.config.prior,
-                body_model=self.body.name, stage_losses=[float(v) for v in stage_f[r]],
-                image_path=inp.image_path, tag=inp.tag, loss_curve=[float(v) for v in curves[r]],
-                stage_iterations=list(stage_lengths[r]),
-                optimizer=self.optimizer))
+                keypoint_error_px=errs, mean_error_px=mean_err, loss_terms={k: v[r] for k, v in terms_l.items()},
+                iterations=iters_l[r], time_s=elapsed / B, flipped=flip_l[r], converged=conv_l[r] and not bad_l[r],
+                failed=bad_l[r], restarted=restarted_l[r], warnings=warn, prior=self.config.prior,
+                body_model=self.body.name, stage_losses=stage_l[r], image_path=inp.image_path, tag=inp.tag,
+                loss_curve=curves[r].tolist(), stage_iterations=list(stage_lengths[r]), optimizer=self.optimizer))
         return results

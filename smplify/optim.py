@@ -267,11 +267,11 @@ def levenberg_marquardt(normal: NormalClosure, x0: torch.Tensor, max_iter: int =
         every = n_run == B  # then no row gathers
         idx = run.nonzero().squeeze(1)
         Hr, gr, mur, fr = (H, g, mu, f) if every else (H[idx], g[idx], mu[idx], f[idx])
-        diag = diag_of(Hr)
+        diag = diag_of(Hr).clone()
         damp = diag + 1e-9 * diag.amax(-1, keepdim=True).clamp(min=1e-12)
-        A = Hr.clone()
-        diag_of(A).add_(mur[:, None] * damp)
-        Lc, info = torch.linalg.cholesky_ex(A)
+        diag_of(Hr).add_(mur[:, None] * damp)  # damped in place (Hr is H itself or a gathered copy) ...
+        Lc, info = torch.linalg.cholesky_ex(Hr)
+        diag_of(Hr).copy_(diag)  # ... and restored exactly
         step = -torch.cholesky_solve(gr[..., None], Lc)[..., 0]
         ok_solve = (info == 0) & torch.isfinite(step).all(-1)
         step = torch.where(ok_solve[:, None], step, torch.zeros_like(step))
@@ -285,10 +285,13 @@ def levenberg_marquardt(normal: NormalClosure, x0: torch.Tensor, max_iter: int =
         new_mu = torch.where(acc, mur * torch.clamp(1 - (2 * rho - 1).pow(3), min=1 / 3), mur * nu[idx])
         nu[idx] = torch.where(acc, torch.full_like(mur, 2.0), nu[idx] * 2)
         mu[idx] = new_mu.clamp(max=1e12)
-        a = idx[acc]
-        x[a] = x[a] + step[acc]
         small = acc & (gain <= ftol * fr.abs().clamp(min=1.0))
-        f[a], g[a], H[a] = fn[acc], gn[acc], Hn[acc]
+        if every and bool(acc.all()):  # every row ran and moved: take the new state without copying it
+            x, f, g, H = x + step, fn, gn, Hn
+        else:
+            a = idx[acc]
+            x[a] = x[a] + step[acc]
+            f[a], g[a], H[a] = fn[acc], gn[acc], Hn[acc]
         iters[idx] += 1
         converged[idx] |= small | (new_mu >= 1e10)
         trace.append(f.clone())

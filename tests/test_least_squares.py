@@ -64,7 +64,7 @@ def _fit_setup(prior):
     return body, cases
 
 
-GROUPS = [("transl", "global_orient"), ("transl", "global_orient", "pose", "betas", "focal"), ("pose",),
+GROUPS = [("transl", "global_orient"), ("global_orient", "focal"), ("transl", "global_orient", "pose", "betas", "focal"), ("pose",),
           ("betas", "transl"), ("pose", "global_orient")]
 
 
@@ -91,6 +91,15 @@ def test_normal_equations_equal_the_objective_its_gradient_and_gauss_newton(prio
             assert torch.allclose(2 * g, want, rtol=1e-3, atol=1e-3 * want.abs().max())
             assert torch.allclose(H, H.transpose(1, 2), atol=1e-3 * H.abs().max())  # a Gauss-Newton matrix:
             assert (torch.linalg.eigvalsh(H.double()) > -1e-3 * H.abs().max()).all()  # symmetric, PSD
+            if set(groups) <= {"transl", "global_orient", "focal"}:  # the rigid path: same equations
+                rigid = f._rigid_body(x, batch)
+                for a, b in zip(f._normal(x, batch, stage, list(groups), rigid=rigid), (fr, g, H)):
+                    assert torch.allclose(a, b, rtol=1e-4, atol=1e-4 * b.abs().max())
+                rows = torch.tensor([2, 0])
+                sub = f._normal(x[rows], batch, stage, list(groups), rows, tuple(t[rows] for t in rigid))
+                assert torch.allclose(sub[1], g[rows], rtol=1e-4, atol=1e-4 * g.abs().max())
+        with pytest.raises(ValueError, match="rigid"):
+            f._normal(x, batch, stage, ["pose"], rigid=f._rigid_body(x, batch))
 
 
 @pytest.mark.parametrize("d_log_focal", [False, True])

@@ -27,7 +27,7 @@ from typing import Sequence
 
 import torch
 
-from .kinematics import pose_features
+from .kinematics import fast_rodrigues, pose_features
 
 
 def right_jacobian_so3(rotvec: torch.Tensor) -> torch.Tensor:
@@ -129,7 +129,9 @@ class PointJacobian:
             if body.has_posedirs:
                 u = u + (pose_features(rotmats) @ self.lm_upd_t).view(B, L, J, 3)
             # X_lj = G_j u_lj + c_lj t_j: the landmark's share that moves rigidly with joint j
-            X = (g_rot[:, None] @ u[..., None])[..., 0] + self.lm_c[None, :, :, None] * skin_t[:, None]  # (B, L, J, 3)
+            # G_j u_lj as one batched product per joint, (L, 3) @ G_jᵀ, not one 3x3 product per (l, j)
+            Gu = (u.transpose(1, 2) @ g_rot.transpose(-1, -2)).transpose(1, 2)  # (B, L, J, 3)
+            X = Gu + self.lm_c[None, :, :, None] * skin_t[:, None]  # (B, L, J, 3)
             lms = X.sum(2)
             Ql = (X.transpose(-1, -2) @ self.anc_rot).transpose(-1, -2) - self.lm_c_anc[None, :, :, None] * pa[:, None]
             points = torch.cat([g_pos, lms], 1)
@@ -148,14 +150,40 @@ class PointJacobian:
             Q = torch.gather(Q, 1, index[..., None, None].expand(-1, -1, *Q.shape[2:]))
             if d_beta is not None:
                 d_beta = torch.gather(d_beta, 1, index[..., None, None].expand(-1, -1, *d_beta.shape[2:]))
-        N = points.shape[1]
-        # d_rot[b, n, :, a, c] = Z_a[:, c] × Q_na
-        # written out per component (torch.linalg.cross is several times slower on these small shapes):
-        # (z × q)_x = z_y q_z − z_z q_y, etc., with z = Z[:, a, :, c] (rows of Z: xyz, columns: c)
-        Zr = Z[:, None]  # (B, 1, A, 3xyz, 3c)
-        q = Q[..., None]  # (B, N, A, 3xyz, 1)
-        zx, zy, zz = Zr.unbind(-2)
-        qx, qy, qz = q.unbind(-2)
-        d_rot = torch.stack([zy * qz - zz * qy, zz * qx - zx * qz, zx * qy - zy * qx], 2)  # (B, N, 3xyz, A, 3c)
-        d_rot = d_rot.reshape(B, N, 3, A * 3)
-        return points, d_rot, d_beta
+        return points, rotation_columns(Z, Q), d_beta
+
+
+def rotation_columns(Z: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
+    """∂point/∂(joint rotations) from the joints' columns and the points' moments.
+
+    Args: Z (B, A, 3, 3): Z_a = G_a J_r(θ_a); Q (B, N, A, 3): point n's moment about joint a (zero
+    where n does not move with a). Returns (B, N, 3, A·3): entry [b, n, :, 3a + c] = Z_a[:, c] × Q_na.
+    """
+    B, N, A = Q.shape[:3]
+    # written out per component (torch.linalg.cross is several times slower on these small shapes):
+    # (z × q)_x = z_y q_z − z_z q_y, etc., with z = Z[:, a, :, c] (rows of Z: xyz, columns: c)
+    Zr = Z[:, None]  # (B, 1, A, 3xyz, 3c)
+    q = Q[..., None]  # (B, N, A, 3xyz, 1)
+    zx, zy, zz = Zr.unbind(-2)
+    qx, qy, qz = q.unbind(-2)
+    d_rot = torch.stack([zy * qz - zz * qy, zz * qx - zx * qz, zx * qy - zy * qx], 2)  # (B, N, 3xyz, A, 3c)
+    return d_rot.reshape(B, N, 3, A * 3)
+
+
+def rigid_points(global_orient: torch.Tensor, transl: torch.Tensor, local: torch.Tensor,
+                 root: torch.Tensor) -> tuple:
+    """Points of a body whose pose and shape are fixed, moved rigidly by the root, and ∂points/∂root rotation.
+
+    SMPL rotates the body about its root joint and then translates it: P = R(θ) q + root + t, with q
+    the points relative to the root at zero global orientation. What the camera stage needs (only the
+    root's rotation and the translation are free): no kinematic tree per iteration.
+
+    Args: global_orient (B, 3), transl (B, 3); local (B, M, 3) points minus the root, at zero global
+    orientation and translation; root (B, 3) the root joint there. Returns points (B, M, 3) and
+    d_rot (B, M, 3, 3) (∂points/∂transl is the identity).
+    """
+    R = fast_rodrigues(global_orient)  # (B, 3, 3)
+    Q = local @ R.transpose(1, 2)  # (B, M, 3): R q, the moment about the root
+    points = Q + (root + transl)[:, None]
+    Z = (R @ right_jacobian_so3(global_orient))[:, None]  # (B, 1, 3, 3)
+    return points, rotation_columns(Z, Q[:, :, None])
