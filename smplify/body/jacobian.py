@@ -27,25 +27,34 @@ from typing import Sequence
 
 import torch
 
-from .kinematics import fast_rodrigues, pose_features
+from .kinematics import _SKEW, pose_features
+
+
+def rotation_and_right_jacobian(rotvec: torch.Tensor) -> tuple:
+    """Rotation matrix and right Jacobian of the rotation-vector exponential: (..., 3) -> two (..., 3, 3).
+
+    With K = [θ]× and t = |θ|: R = I + (sin t / t) K + ((1 − cos t)/t²) K², J_r = I − ((1 − cos t)/t²) K
+    + ((t − sin t)/t³) K² (Taylor series below t = 1e-3). One pass shares t, its sine and cosine, K and K²
+    (the Jacobian's hot path needs both for every rotated joint).
+    """
+    t2 = rotvec.pow(2).sum(-1, keepdim=True)[..., None]  # (..., 1, 1)
+    small = t2 < 1e-6
+    t2s = torch.where(small, torch.ones_like(t2), t2)
+    ts = t2s.sqrt()
+    sin, cos = ts.sin(), ts.cos()
+    a = torch.where(small, 1.0 - t2 / 6.0, sin / ts)
+    b = torch.where(small, 0.5 - t2 / 24.0, (1 - cos) / t2s)
+    c = torch.where(small, 1.0 / 6.0 - t2 / 120.0, (ts - sin) / (t2s * ts))
+    K = (rotvec @ _SKEW.to(rotvec)).unflatten(-1, (3, 3))
+    K2 = K @ K
+    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device)
+    return eye + a * K + b * K2, eye - b * K + c * K2
 
 
 def right_jacobian_so3(rotvec: torch.Tensor) -> torch.Tensor:
-    """Right Jacobian of the rotation-vector exponential: (..., 3) -> (..., 3, 3).
-
-    J_r(θ) = I − (1 − cos t)/t² [θ]× + (t − sin t)/t³ [θ]×², t = |θ| (series below 1e-3).
-    """
-    t2 = rotvec.pow(2).sum(-1, keepdim=True)[..., None]
-    t = t2.sqrt()
-    small = t < 1e-3
-    ts = torch.where(small, torch.ones_like(t), t)
-    a = torch.where(small, 0.5 - t2 / 24.0, (1 - ts.cos()) / ts.pow(2))
-    b = torch.where(small, 1.0 / 6.0 - t2 / 120.0, (ts - ts.sin()) / ts.pow(3))
-    x, y, z = rotvec.unbind(-1)
-    o = torch.zeros_like(x)
-    K = torch.stack([o, -z, y, z, o, -x, -y, x, o], -1).unflatten(-1, (3, 3))
-    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device)
-    return eye - a * K + b * (K @ K)
+    """Right Jacobian of the rotation-vector exponential: (..., 3) -> (..., 3, 3) (see
+    :func:`rotation_and_right_jacobian`)."""
+    return rotation_and_right_jacobian(rotvec)[1]
 
 
 class PointJacobian:
@@ -110,11 +119,12 @@ class PointJacobian:
         body = self.body
         B = global_orient.shape[0]
         J, A = self.J, len(self.rotated)
-        rotmats, betas, g_pos, g_rot, skin_t = body._pose(global_orient, body_pose, betas, transl)
         rot = torch.cat([global_orient.reshape(B, 1, 3), body_pose.reshape(B, -1, 3)], 1)  # root + body joints
-        # the rotated joints' columns: Z_a = G_a J_r(θ_a); a point's derivative is Z_a[:, c] × Q
         ra = self.rotated
-        Z = g_rot[:, ra] @ right_jacobian_so3(rot[:, ra])  # (B, A, 3, 3)
+        R, Jr = rotation_and_right_jacobian(rot)
+        rotmats, betas, g_pos, g_rot, skin_t = body._pose(global_orient, body_pose, betas, transl, rotmats=R)
+        # the rotated joints' columns: Z_a = G_a J_r(θ_a); a point's derivative is Z_a[:, c] × Q
+        Z = g_rot[:, ra] @ Jr[:, ra]  # (B, A, 3, 3)
         pa = g_pos[:, ra]  # (B, A, 3)
         # joints: moment about a is (p_i − p_a) where a is an ancestor (or self) of i
         Qj = (g_pos[:, :, None] - pa[:, None]) * self.anc_rot[None, :, :, None]  # (B, J, A, 3)
@@ -182,8 +192,8 @@ def rigid_points(global_orient: torch.Tensor, transl: torch.Tensor, local: torch
     orientation and translation; root (B, 3) the root joint there. Returns points (B, M, 3) and
     d_rot (B, M, 3, 3) (∂points/∂transl is the identity).
     """
-    R = fast_rodrigues(global_orient)  # (B, 3, 3)
+    R, Jr = rotation_and_right_jacobian(global_orient)  # (B, 3, 3) each
     Q = local @ R.transpose(1, 2)  # (B, M, 3): R q, the moment about the root
     points = Q + (root + transl)[:, None]
-    Z = (R @ right_jacobian_so3(global_orient))[:, None]  # (B, 1, 3, 3)
+    Z = (R @ Jr)[:, None]  # (B, 1, 3, 3)
     return points, rotation_columns(Z, Q[:, :, None])
