@@ -183,3 +183,18 @@ def test_auto_optimizer_choice_and_lm_round_trip():
     for r, c in zip(res, cases):
         assert r.optimizer == "lm" and not r.failed and np.isfinite(r.body_pose).all()
         assert r.mean_error_px < 10.0
+
+
+def test_batched_cholesky_solve_in_threads_equals_one_call_and_flags_indefinite_rows():
+    from smplify.optim import cholesky_solve_batched
+
+    g = torch.Generator().manual_seed(5)
+    J = torch.randn(70, 12, 8, generator=g, dtype=torch.float64)
+    A = J.transpose(1, 2) @ J + 0.1 * torch.eye(8, dtype=torch.float64)
+    A[3] = -A[3]  # not positive definite
+    b = torch.randn(70, 8, generator=g, dtype=torch.float64)
+    x, ok = cholesky_solve_batched(A, b, min_rows=8)  # split over threads (where torch has 2+)
+    x1, ok1 = cholesky_solve_batched(A, b, min_rows=10**9)  # one call
+    assert ok.tolist() == ok1.tolist() and not ok[3] and ok.sum() == 69
+    keep = ok.nonzero().squeeze(1)
+    assert torch.allclose(x[keep], x1[keep]) and torch.allclose((A[keep] @ x[keep, :, None])[..., 0], b[keep])
