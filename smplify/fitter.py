@@ -108,6 +108,12 @@ class Fitter:
         self.latent = bool(getattr(prior, "supports_latent", False)) and self.config.vae_mode == "latent"
         self._point_jacobians = {}  # Levenberg-Marquardt: rotated joints -> PointJacobian
         self.optimizer = self._resolve_optimizer(prior)
+        from .residuals import has_least_squares_form
+
+        # L-BFGS takes f and its gradient from the analytic Jacobian (no autograd) wherever the
+        # objective has the least-squares form that Levenberg-Marquardt uses
+        self.analytic_gradients = (self.config.analytic_gradients and not self.latent
+                                   and has_least_squares_form(prior))
         self._shared_start = None  # start_pose='shared': computed on first use, once per fitter
         self.pose_dim = int(prior.latent_dim) if self.latent else 63
         nb = body.num_betas
@@ -241,7 +247,7 @@ class Fitter:
         local = torch.gather(pts, 1, batch["index"][..., None].expand(-1, -1, 3)) - root[:, None]
         return local, root
 
-    def _normal(self, x, batch, stage: Stage, groups: Sequence[str], rows=None, rigid=None):
+    def _normal(self, x, batch, stage: Stage, groups: Sequence[str], rows=None, rigid=None, hessian: bool = True):
         """The objective and its Gauss-Newton normal equations over the free ``groups`` (in that
         order; 'focal', if free, last): f (R,), g = Jᵀr (R, F), H = JᵀJ (R, F, F), F the free columns.
 
@@ -249,7 +255,8 @@ class Fitter:
         block of H is its precision matrix. Same terms and weights as :meth:`_terms` / :meth:`_total`
         (tested to agree: f equal, 2g the gradient). ``rigid``: :meth:`_rigid_body` of these rows, for a
         stage that frees only the translation, the root's rotation (and the focal length): the points
-        then move rigidly and no kinematic tree is evaluated."""
+        then move rigidly and no kinematic tree is evaluated. ``hessian=False``: H is not formed (None),
+        for a first-order optimiser that wants only f and the gradient 2g."""
         from .body.jacobian import rigid_points
         from .optim import normal_equations
         from .residuals import bend_normal, pose_prior_normal, reprojection_residuals
@@ -289,7 +296,10 @@ class Fitter:
         w = batch["w_torso"] if stage.torso_only else batch["w"]
         r, J = reprojection_residuals(P, dP, focal, batch["pp"], batch["xy"], w, batch["scale"], c.sigma,
                                       d_log_focal="focal" in groups)
-        g, H = normal_equations(r, J)
+        if hessian:
+            g, H = normal_equations(r, J)
+        else:
+            g, H = (J.transpose(1, 2) @ r[..., None])[..., 0], None
         f = r.pow(2).sum(-1)
 
         def add(name, weight, term):
@@ -304,7 +314,8 @@ class Fitter:
                 return
             s_ = at[name]
             g[:, s_].add_(gv, alpha=weight)
-            (torch.diagonal(H[:, s_, s_], dim1=1, dim2=2) if Hv.dim() == 2 else H[:, s_, s_]).add_(Hv, alpha=weight)
+            if H is not None:
+                (torch.diagonal(H[:, s_, s_], dim1=1, dim2=2) if Hv.dim() == 2 else H[:, s_, s_]).add_(Hv, alpha=weight)
 
         def depth():
             dz = x[:, 2] - batch["transl0"][:, 2]
@@ -466,8 +477,16 @@ class Fitter:
                 r = adam(closure, x[:, free], max_iter=int(stage.iterations * c.adam_iterations_factor),
                          lr=c.adam_lr, ftol=c.ftol)
             else:
+                grad_fn = None
+                if self.analytic_gradients:  # f and 2Jᵀr from the analytic Jacobian instead of autograd
+
+                    def grad_fn(xs, rows=None, stage=stage, free=free, fixed=fixed, groups=groups):
+                        base = fixed if rows is None else fixed[rows]
+                        f, g, _ = self._normal(base.index_copy(1, free, xs), batch, stage, groups, rows, hessian=False)
+                        return f, 2 * g
+
                 r = lbfgs(closure, x[:, free], max_iter=stage.iterations, history=c.lbfgs_history,
-                          ftol=c.ftol, max_ls=c.line_search_steps)
+                          ftol=c.ftol, max_ls=c.line_search_steps, grad_fn=grad_fn)
             x = fixed.index_copy(1, free, r.x)
             iters += r.iterations
             converged = r.converged & ~r.failed

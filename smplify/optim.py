@@ -86,17 +86,20 @@ def _finite_rows(*ts):
 
 def lbfgs(closure: Closure, x0: torch.Tensor, max_iter: int = 30, history: int = 10,
           ftol: float = 1e-6, gtol: float = 1e-6, max_ls: int = 10, c1: float = 1e-4, c2: float = 0.9,
-          active: torch.Tensor | None = None) -> OptimResult:
+          active: torch.Tensor | None = None, grad_fn: Optional[Callable] = None) -> OptimResult:
     """Minimise each row of a separable objective with L-BFGS (see module docstring).
 
     Args:
         closure: x (B, D) -> f (B,). x0: (B, D) start. active: (B,) bool, rows to optimise.
         ftol: relative decrease below which a sample has converged; gtol: max |g| likewise.
+        grad_fn: optional ``(x, rows) -> (f, ∂f/∂x)`` that replaces autograd on ``closure``
+            (an analytic gradient of the same objective).
     """
     B, D = x0.shape
     dev, dt = x0.device, x0.dtype
     x = x0.detach().clone()
-    f, g = value_and_grad(closure, x)
+    vg = (lambda xs, rows=None: value_and_grad(closure, xs, rows)) if grad_fn is None else grad_fn
+    f, g = vg(x)
     active = torch.ones(B, dtype=torch.bool, device=dev) if active is None else active.clone()
     failed = ~_finite_rows(f, g) & active
     active &= ~failed
@@ -137,9 +140,9 @@ def lbfgs(closure: Closure, x0: torch.Tensor, max_iter: int = 30, history: int =
             todo = (~done).nonzero().squeeze(1)
             ft, gt = f.clone(), g.clone()
             if len(todo) == B:
-                ft, gt = value_and_grad(closure, x + alpha[:, None] * d)
+                ft, gt = vg(x + alpha[:, None] * d)
             else:
-                ft[todo], gt[todo] = value_and_grad(closure, x[todo] + alpha[todo, None] * d[todo], todo)
+                ft[todo], gt[todo] = vg(x[todo] + alpha[todo, None] * d[todo], todo)
             ok = _finite_rows(ft, gt)
             gdt = (gt * d).sum(-1)
             armijo = ok & (ft <= f + c1 * alpha * gd0)

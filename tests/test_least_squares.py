@@ -198,3 +198,17 @@ def test_batched_cholesky_solve_in_threads_equals_one_call_and_flags_indefinite_
     assert ok.tolist() == ok1.tolist() and not ok[3] and ok.sum() == 69
     keep = ok.nonzero().squeeze(1)
     assert torch.allclose(x[keep], x1[keep]) and torch.allclose((A[keep] @ x[keep, :, None])[..., 0], b[keep])
+
+
+def test_lbfgs_takes_analytic_gradients_where_the_objective_is_least_squares():
+    body, cases = _fit_setup("none")
+    assert Fitter(body, FitConfig(prior="gmm")).analytic_gradients
+    assert not Fitter(body, FitConfig(prior="gmm", analytic_gradients=False)).analytic_gradients
+    assert not Fitter(body, FitConfig(prior="vae")).analytic_gradients  # decoder: autograd
+    inputs = [c.fit_input for c in cases]
+    a = Fitter(body, FitConfig(prior="gmm")).fit(inputs)
+    b = Fitter(body, FitConfig(prior="gmm", analytic_gradients=False)).fit(inputs)
+    for ra, rb in zip(a, b):  # the same objective and gradient: both reach a good fit (not bit-equal: float32)
+        assert ra.optimizer == rb.optimizer == "lbfgs" and not ra.failed
+        assert abs(ra.mean_error_px - rb.mean_error_px) < 0.5
+        assert abs(ra.loss_terms["total"] - rb.loss_terms["total"]) < 0.05 * abs(rb.loss_terms["total"]) + 10
