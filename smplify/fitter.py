@@ -257,9 +257,9 @@ class Fitter:
         stage that frees only the translation, the root's rotation (and the focal length): the points
         then move rigidly and no kinematic tree is evaluated. ``hessian=False``: H is not formed (None),
         for a first-order optimiser that wants only f and the gradient 2g."""
-        from .body.jacobian import rigid_points
+        from .body.jacobian import rigid_moments, rotation_columns, rotation_vjp
         from .optim import normal_equations
-        from .residuals import bend_normal, pose_prior_normal, reprojection_residuals
+        from .residuals import bend_normal, pose_prior_normal, reprojection_chain
 
         if rows is not None:
             batch = {k: v[rows] for k, v in batch.items()}
@@ -269,38 +269,39 @@ class Fitter:
         if rigid is not None:
             if not set(groups) <= {"transl", "global_orient", "focal"}:
                 raise ValueError(f"a rigid stage frees only transl, global_orient and focal, not {groups}")
-            P, d_rot = rigid_points(x[:, sl["global_orient"]], x[:, sl["transl"]], *rigid)
+            P, Z, Q = rigid_moments(x[:, sl["global_orient"]], x[:, sl["transl"]], *rigid)
             d_beta = None
         else:
             rotated = (tuple([0] if "global_orient" in groups else [])
                        + tuple(range(1, 22) if "pose" in groups else []))
-            P, d_rot, d_beta = self._point_jacobian(rotated or (0,))(
+            P, Z, Q, d_beta = self._point_jacobian(rotated or (0,)).moments(
                 x[:, sl["global_orient"]], pose, betas, x[:, sl["transl"]], index=batch["index"],
                 with_betas="betas" in groups)
         M = P.shape[1]
-        blocks, offset, at = [], 0, {}  # the free groups' columns of ∂points/∂x, and where each group sits
-        for gname in groups:
-            n = sl[gname].stop - sl[gname].start
-            at[gname] = slice(offset, offset + n)
-            offset += n
-            if gname == "transl":
-                blocks.append(torch.eye(3).expand(B, M, 3, 3))
-            elif gname == "global_orient":  # d_rot's columns: the root's first, if rotated, then the body's
-                blocks.append(d_rot[..., :3])
-            elif gname == "pose":
-                blocks.append(d_rot[..., -63:])
-            elif gname == "betas":
-                blocks.append(d_beta)
-        dP = torch.cat(blocks, -1) if len(blocks) > 1 else blocks[0]
         focal = batch["focal"] * torch.exp(x[:, sl["focal"]])
         w = batch["w_torso"] if stage.torso_only else batch["w"]
-        r, J = reprojection_residuals(P, dP, focal, batch["pp"], batch["xy"], w, batch["scale"], c.sigma,
+        r, C, Jf = reprojection_chain(P, focal, batch["pp"], batch["xy"], w, batch["scale"], c.sigma,
                                       d_log_focal="focal" in groups)
-        if hessian:
-            g, H = normal_equations(r, J)
-        else:
-            g, H = (J.transpose(1, 2) @ r[..., None])[..., 0], None
-        f = r.pow(2).sum(-1)
+        at, offset = {}, 0  # where each free group's columns sit
+        for gname in groups:
+            n = sl[gname].stop - sl[gname].start
+            at[gname], offset = slice(offset, offset + n), offset + n
+        rot = lambda t, gname: t[..., :3] if gname == "global_orient" else t[..., -63:]  # the root first, if rotated
+        if hessian:  # the free columns of ∂r/∂x = C ∂P/∂x, then g = Jᵀr, H = JᵀJ
+            d_rot = rotation_columns(Z, Q) if {"global_orient", "pose"} & set(groups) else None
+            cols = {"transl": lambda: C, "global_orient": lambda: C @ rot(d_rot, "global_orient"),
+                    "pose": lambda: C @ rot(d_rot, "pose"), "betas": lambda: C @ d_beta, "focal": lambda: Jf}
+            J = torch.cat([cols[gname]() for gname in groups], -1).reshape(B, 2 * M, offset)
+            g, H = normal_equations(r.reshape(B, 2 * M), J)
+        else:  # only g = Jᵀr, as vᵀ ∂P/∂x with v = Cᵀr per point: no Jacobian is formed
+            v = (C.transpose(-1, -2) @ r[..., None])[..., 0]  # (B, M, 3)
+            g_rot = rotation_vjp(Z, Q, v) if {"global_orient", "pose"} & set(groups) else None
+            parts = {"transl": lambda: v.sum(1), "global_orient": lambda: rot(g_rot, "global_orient"),
+                     "pose": lambda: rot(g_rot, "pose"),
+                     "betas": lambda: (v[:, :, None] @ d_beta)[:, :, 0].sum(1),
+                     "focal": lambda: (Jf[..., 0] * r).sum((1, 2))[:, None]}
+            g, H = torch.cat([parts[gname]() for gname in groups], -1), None
+        f = r.pow(2).sum((1, 2))
 
         def add(name, weight, term):
             """f += weight·fv; the group's blocks of g and H (if it is free) += weight·gv, weight·Hv, where
@@ -459,34 +460,32 @@ class Fitter:
                 terms, _ = self._terms(base.index_copy(1, free, xs), batch, stage.torso_only, rows)
                 return self._total(terms, stage)
 
-            if optimizer == "lm":
+            analytic = optimizer == "lm" or (optimizer == "lbfgs" and self.analytic_gradients)
+            if analytic and optimizer == "lm":  # LM converges where L-BFGS stops early: a firmer pose prior
                 stage = dataclasses.replace(stage, pose_prior=stage.pose_prior * c.lm_prior_scale)
+            # pose and shape fixed (the camera stage): the points move rigidly, computed once here
+            rigid = (self._rigid_body(fixed, batch) if analytic and set(groups) <= {"transl", "global_orient", "focal"}
+                     else None)
 
-                # pose and shape fixed (the camera stage): the points move rigidly, computed once here
-                rigid = (self._rigid_body(fixed, batch) if set(groups) <= {"transl", "global_orient", "focal"}
-                         else None)
+            def normal(xs, rows, hessian=True, stage=stage, free=free, fixed=fixed, groups=groups, rigid=rigid):
+                """The analytic objective over this stage's free columns (:meth:`_normal`)."""
+                base = fixed if rows is None else fixed[rows]
+                rig = rigid if rigid is None or rows is None else tuple(t[rows] for t in rigid)
+                return self._normal(base.index_copy(1, free, xs), batch, stage, groups, rows, rig, hessian)
 
-                def normal(xs, rows, stage=stage, free=free, fixed=fixed, groups=groups, rigid=rigid):
-                    base = fixed if rows is None else fixed[rows]
-                    rig = rigid if rigid is None or rows is None else tuple(t[rows] for t in rigid)
-                    return self._normal(base.index_copy(1, free, xs), batch, stage, groups, rows, rig)
-
+            if optimizer == "lm":
                 r = levenberg_marquardt(normal, x[:, free], ftol=c.lm_ftol, mu0=c.lm_mu0,
                                         max_iter=max(1, int(stage.iterations * c.lm_iterations_factor)))
             elif optimizer == "adam":
                 r = adam(closure, x[:, free], max_iter=int(stage.iterations * c.adam_iterations_factor),
                          lr=c.adam_lr, ftol=c.ftol)
             else:
-                grad_fn = None
-                if self.analytic_gradients:  # f and 2Jᵀr from the analytic Jacobian instead of autograd
-
-                    def grad_fn(xs, rows=None, stage=stage, free=free, fixed=fixed, groups=groups):
-                        base = fixed if rows is None else fixed[rows]
-                        f, g, _ = self._normal(base.index_copy(1, free, xs), batch, stage, groups, rows, hessian=False)
-                        return f, 2 * g
+                def grad_fn(xs, rows=None, normal=normal):  # f and 2Jᵀr, no autograd
+                    f, g, _ = normal(xs, rows, hessian=False)
+                    return f, 2 * g
 
                 r = lbfgs(closure, x[:, free], max_iter=stage.iterations, history=c.lbfgs_history,
-                          ftol=c.ftol, max_ls=c.line_search_steps, grad_fn=grad_fn)
+                          ftol=c.ftol, max_ls=c.line_search_steps, grad_fn=grad_fn if analytic else None)
             x = fixed.index_copy(1, free, r.x)
             iters += r.iterations
             converged = r.converged & ~r.failed

@@ -16,22 +16,20 @@ import torch
 from .objective import BEND_INDEX, BEND_SIGN
 
 
-def reprojection_residuals(points: torch.Tensor, d_points: torch.Tensor, focal: torch.Tensor,
-                           principal_point: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
-                           scale: torch.Tensor, sigma: float, d_log_focal: bool = False,
-                           min_depth: float = 1e-3) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Geman-McClure reprojection residuals, ‖r_m‖² = w_m σ² d_m² / (σ² + d_m²).
+def reprojection_chain(points: torch.Tensor, focal: torch.Tensor, principal_point: torch.Tensor, target: torch.Tensor,
+                       weight: torch.Tensor, scale: torch.Tensor, sigma: float, d_log_focal: bool = False,
+                       min_depth: float = 1e-3) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    """Geman-McClure reprojection residuals and their derivative with respect to the points.
 
-    r_m = √w_m · σ / √(σ² + d_m²) · e_m with e_m = (projection − target) · scale (normalised pixels).
+    ‖r_m‖² = w_m σ² d_m² / (σ² + d_m²), r_m = √w_m · σ / √(σ² + d_m²) · e_m with e_m = (projection −
+    target) · scale (normalised pixels).
 
     Args:
-        points: (B, M, 3) camera-frame points; d_points: (B, M, 3, D) their Jacobian.
-        focal, principal_point: (B, 2); target: (B, M, 2) px; weight: (B, M); scale: (B,).
-        d_log_focal: append a last column, ∂r/∂log(focal scale).
+        points: (B, M, 3) camera-frame points; focal, principal_point: (B, 2); target: (B, M, 2) px;
+        weight: (B, M); scale: (B,). d_log_focal: also return ∂r/∂log(focal scale).
     Returns:
-        r (B, 2M), J (B, 2M, D [+1]).
+        r (B, M, 2); C (B, M, 2, 3) = ∂r_m/∂P_m (so ∂r/∂x = C ∂P/∂x); the focal column (B, M, 2, 1) or None.
     """
-    B, M = points.shape[:2]
     z_raw = points[..., 2]
     z = z_raw.clamp(min=min_depth)
     inv_z = 1.0 / z
@@ -42,17 +40,32 @@ def reprojection_residuals(points: torch.Tensor, d_points: torch.Tensor, focal: 
     den = (sigma * sigma + d2).rsqrt()  # 1/√(σ² + d²)
     a = weight.clamp(min=0).sqrt()[..., None] * sigma * den  # (B, M, 1)
     r = a * e  # (B, M, 2)
-    # chain rule per point, folded into one 2x3 matrix C so that ∂r/∂x = C ∂P/∂x:
-    # ∂r/∂e = a (I − den² e eᵀ); ∂e/∂uv = scale; ∂uv/∂P = diag(f/z) [I₂ | −P_xy/z] (the clamped
-    # depth has no derivative)
+    # chain rule per point, folded into one 2x3 matrix C: ∂r/∂e = a (I − den² e eᵀ); ∂e/∂uv = scale;
+    # ∂uv/∂P = diag(f/z) [I₂ | −P_xy/z] (the clamped depth has no derivative)
     k = focal[:, None] * inv_z[..., None] * scale[:, None, None]  # (B, M, 2): ∂e/∂P_xy (diagonal)
     A = a[..., None] * (torch.eye(2, dtype=e.dtype, device=e.device) - (den.pow(2) * e)[..., None] * e[..., None, :])
     Ak = A * k[..., None, :]  # (B, M, 2, 2)
     front = (z_raw > min_depth).to(points.dtype)
     C = torch.cat([Ak, -(Ak @ (xy * front[..., None])[..., None])], -1)  # (B, M, 2, 3)
-    J = C @ d_points  # (B, M, 2, D)
+    Jf = None
     if d_log_focal:  # ∂uv/∂log f = uv − principal point
-        J = torch.cat([J, (A * scale[:, None, None, None]) @ (uv - principal_point[:, None])[..., None]], -1)
+        Jf = (A * scale[:, None, None, None]) @ (uv - principal_point[:, None])[..., None]
+    return r, C, Jf
+
+
+def reprojection_residuals(points: torch.Tensor, d_points: torch.Tensor, focal: torch.Tensor,
+                           principal_point: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
+                           scale: torch.Tensor, sigma: float, d_log_focal: bool = False,
+                           min_depth: float = 1e-3) -> Tuple[torch.Tensor, torch.Tensor]:
+    """:func:`reprojection_chain` applied to the points' Jacobian d_points (B, M, 3, D).
+
+    Returns r (B, 2M) and J (B, 2M, D [+1]) (with ``d_log_focal`` a last column, ∂r/∂log(focal scale)).
+    """
+    B, M = points.shape[:2]
+    r, C, Jf = reprojection_chain(points, focal, principal_point, target, weight, scale, sigma, d_log_focal, min_depth)
+    J = C @ d_points  # (B, M, 2, D)
+    if Jf is not None:
+        J = torch.cat([J, Jf], -1)
     return r.reshape(B, 2 * M), J.reshape(B, 2 * M, -1)
 
 

@@ -89,6 +89,8 @@ def test_normal_equations_equal_the_objective_its_gradient_and_gauss_newton(prio
             assert torch.allclose(fr, tot.detach(), rtol=1e-4, atol=1e-2)
             want = grad[:, cols]
             assert torch.allclose(2 * g, want, rtol=1e-3, atol=1e-3 * want.abs().max())
+            f1, g1, H1 = f._normal(x, batch, stage, list(groups), hessian=False)  # gradient only (a VJP)
+            assert H1 is None and torch.equal(f1, fr) and torch.allclose(g1, g, rtol=1e-4, atol=1e-4 * g.abs().max())
             assert torch.allclose(H, H.transpose(1, 2), atol=1e-3 * H.abs().max())  # a Gauss-Newton matrix:
             assert (torch.linalg.eigvalsh(H.double()) > -1e-3 * H.abs().max()).all()  # symmetric, PSD
             if set(groups) <= {"transl", "global_orient", "focal"}:  # the rigid path: same equations

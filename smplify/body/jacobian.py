@@ -116,6 +116,16 @@ class PointJacobian:
             points (B, N, 3); d_rot (B, N, 3, A·3) w.r.t. the rotations of ``rotated`` (in that order);
             d_betas (B, N, 3, S), or None without ``with_betas``. ∂points/∂transl is the identity.
         """
+        points, Z, Q, d_beta = self.moments(global_orient, body_pose, betas, transl, index, with_betas)
+        return points, rotation_columns(Z, Q), d_beta
+
+    def moments(self, global_orient, body_pose, betas, transl, index=None, with_betas: bool = True):
+        """What the rotation columns are made of (:func:`rotation_columns`, :func:`rotation_vjp`).
+
+        Same arguments as :meth:`__call__`. Returns points (B, N, 3); Z (B, A, 3, 3), Z_a = G_a J_r(θ_a);
+        Q (B, N, A, 3), point n's moment about rotated joint a (zero where n does not move with a);
+        d_betas (B, N, 3, S) or None.
+        """
         body = self.body
         B = global_orient.shape[0]
         J, A = self.J, len(self.rotated)
@@ -160,7 +170,7 @@ class PointJacobian:
             Q = torch.gather(Q, 1, index[..., None, None].expand(-1, -1, *Q.shape[2:]))
             if d_beta is not None:
                 d_beta = torch.gather(d_beta, 1, index[..., None, None].expand(-1, -1, *d_beta.shape[2:]))
-        return points, rotation_columns(Z, Q), d_beta
+        return points, Z, Q, d_beta
 
 
 def rotation_columns(Z: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
@@ -180,20 +190,38 @@ def rotation_columns(Z: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
     return d_rot.reshape(B, N, 3, A * 3)
 
 
-def rigid_points(global_orient: torch.Tensor, transl: torch.Tensor, local: torch.Tensor,
-                 root: torch.Tensor) -> tuple:
-    """Points of a body whose pose and shape are fixed, moved rigidly by the root, and ∂points/∂root rotation.
+def rotation_vjp(Z: torch.Tensor, Q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """vᵀ ∂points/∂(joint rotations) without forming the columns: (B, A·3).
+
+    Σ_n v_n · (Z_a[:, c] × Q_na) = Z_a[:, c] · Σ_n (Q_na × v_n), so one cross product per (point,
+    joint) and one 3x3 product per joint. Args: Z (B, A, 3, 3), Q (B, N, A, 3) as in
+    :meth:`PointJacobian.moments`; v (B, N, 3).
+    """
+    B, N, A = Q.shape[:3]
+    qx, qy, qz = Q.unbind(-1)  # (B, N, A)
+    vx, vy, vz = v[:, :, None].unbind(-1)  # (B, N, 1)
+    w = torch.stack([(qy * vz - qz * vy).sum(1), (qz * vx - qx * vz).sum(1), (qx * vy - qy * vx).sum(1)], -1)  # (B, A, 3)
+    return (w[:, :, None] @ Z)[:, :, 0].reshape(B, A * 3)  # [a, c] = w_a · Z_a[:, c]
+
+
+def rigid_moments(global_orient: torch.Tensor, transl: torch.Tensor, local: torch.Tensor, root: torch.Tensor) -> tuple:
+    """Points of a body whose pose and shape are fixed, moved rigidly by the root, with their moments.
 
     SMPL rotates the body about its root joint and then translates it: P = R(θ) q + root + t, with q
     the points relative to the root at zero global orientation. What the camera stage needs (only the
     root's rotation and the translation are free): no kinematic tree per iteration.
 
     Args: global_orient (B, 3), transl (B, 3); local (B, M, 3) points minus the root, at zero global
-    orientation and translation; root (B, 3) the root joint there. Returns points (B, M, 3) and
-    d_rot (B, M, 3, 3) (∂points/∂transl is the identity).
+    orientation and translation; root (B, 3) the root joint there. Returns points (B, M, 3), Z (B, 1, 3, 3)
+    and Q (B, M, 1, 3) as in :meth:`PointJacobian.moments` (one rotated joint, the root).
     """
     R, Jr = rotation_and_right_jacobian(global_orient)  # (B, 3, 3) each
     Q = local @ R.transpose(1, 2)  # (B, M, 3): R q, the moment about the root
     points = Q + (root + transl)[:, None]
-    Z = (R @ Jr)[:, None]  # (B, 1, 3, 3)
-    return points, rotation_columns(Z, Q[:, :, None])
+    return points, (R @ Jr)[:, None], Q[:, :, None]
+
+
+def rigid_points(global_orient: torch.Tensor, transl: torch.Tensor, local: torch.Tensor, root: torch.Tensor) -> tuple:
+    """:func:`rigid_moments` as points (B, M, 3) and d_rot (B, M, 3, 3) (∂points/∂transl is the identity)."""
+    points, Z, Q = rigid_moments(global_orient, transl, local, root)
+    return points, rotation_columns(Z, Q)
