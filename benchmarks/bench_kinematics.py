@@ -1,5 +1,8 @@
 """Forward+backward time: our joints-and-landmarks path vs our mesh path vs smplx.SMPL's forward.
 
+Also the analytic gradient (``PointJacobian.moments`` + ``rotation_vjp``, no autograd), which is what
+the fitter's L-BFGS evaluates: the same joints and landmarks and the same gradient (checked here).
+
 Same arrays, same random poses, measured side by side (interleaved) in one run.
 Run: ``python -m benchmarks.bench_kinematics`` (writes benchmarks/results/kinematics.{json,md}).
 """
@@ -10,6 +13,7 @@ import argparse
 import torch
 
 from smplify.body import BodyModel, load_model_file
+from smplify.body.jacobian import PointJacobian, rotation_vjp
 from smplify.body.model_file import DEFAULT_MODEL_PATH, to_smplx_model
 
 from .common import markdown_table, peak_rss_mb, save, time_call
@@ -37,24 +41,45 @@ def main(argv=None):
         def mesh_path():
             ours.mesh(go, bp, be, tr).vertices.square().sum().backward()
 
+        pj = PointJacobian(ours, tuple(range(24)))  # every joint rotated, as body_pose holds 23
+
+        def analytic():
+            with torch.no_grad():
+                pts, Z, Q, d_beta = pj.moments(go, bp, be, tr)
+                v = 2 * pts  # ∂(Σ points²)/∂points
+                return rotation_vjp(Z, Q, v), (v[:, :, None] @ d_beta)[:, :, 0].sum(1), v.sum(1)
+
+        for p_ in params:
+            p_.grad = None
+        joints_path()
+        g_rot, g_be, g_tr = analytic()
+        auto = torch.cat([go.grad, bp.grad], 1)
+        assert torch.allclose(g_rot, auto, rtol=1e-3, atol=1e-3 * auto.abs().max()), "analytic gradient != autograd"
+        assert torch.allclose(g_be, be.grad, rtol=1e-3, atol=1e-3 * be.grad.abs().max())
+        assert torch.allclose(g_tr, tr.grad, rtol=1e-3, atol=1e-3 * tr.grad.abs().max())
+
         def smplx_full():
             o = ref(global_orient=go, body_pose=bp, betas=be, transl=tr)
             (o.joints.square().sum() + o.vertices.square().sum()).backward()
 
         reps = max(3, args.repeats if B < 1024 else args.repeats // 4)
-        t = {"joints": [], "mesh": [], "smplx": []}
-        for _ in range(3):  # interleave rounds so machine noise hits all three alike
+        t = {"joints": [], "analytic": [], "mesh": [], "smplx": []}
+        for _ in range(3):  # interleave rounds so machine noise hits all alike
             t["joints"].append(time_call(joints_path, reps))
+            t["analytic"].append(time_call(analytic, reps))
             t["mesh"].append(time_call(mesh_path, reps))
             t["smplx"].append(time_call(smplx_full, reps))
         med = {k: sorted(v)[1] for k, v in t.items()}
         speedup = med["smplx"] / med["joints"]
-        rows.append([B, f"{med['joints']*1e3:.2f}", f"{med['mesh']*1e3:.2f}", f"{med['smplx']*1e3:.2f}",
-                     f"{speedup:.1f}×"])
-        payload["rows"].append({"batch": B, **{k + "_ms": v * 1e3 for k, v in med.items()}, "speedup": speedup})
+        speedup_a = med["smplx"] / med["analytic"]
+        rows.append([B, f"{med['joints']*1e3:.2f}", f"{med['analytic']*1e3:.2f}", f"{med['mesh']*1e3:.2f}",
+                     f"{med['smplx']*1e3:.2f}", f"{speedup:.1f}×", f"{speedup_a:.1f}×"])
+        payload["rows"].append({"batch": B, **{k + "_ms": v * 1e3 for k, v in med.items()}, "speedup": speedup,
+                                "speedup_analytic": speedup_a})
     payload["peak_rss_mb"] = peak_rss_mb()
-    table = markdown_table(["batch", "joints path fwd+bwd (ms)", "our mesh fwd+bwd (ms)",
-                            "smplx.SMPL fwd+bwd (ms)", "joints path speed-up"], rows)
+    table = markdown_table(["batch", "joints path fwd+bwd (ms)", "joints path, analytic gradient (ms)",
+                            "our mesh fwd+bwd (ms)", "smplx.SMPL fwd+bwd (ms)", "joints path speed-up",
+                            "analytic gradient speed-up"], rows)
     table += f"\n\nModel: {data.name} ({data.num_vertices} vertices); peak RSS {payload['peak_rss_mb']:.0f} MiB."
     save("kinematics", payload, table)
     print(table)
