@@ -74,7 +74,7 @@ class GMMPrior:
 
     def mean_pose(self) -> torch.Tensor:
         """Weighted mean of the component means (63,)."""
-        return (torch.as_tensor(self._weights, dtype=torch.float32)[:, None] * self.means).sum(0)
+        return (torch.as_tensor(self._weights, dtype=torch.float32, device=self.means.device)[:, None] * self.means).sum(0)
 
     def sample(self, n: int, seed: int = 0) -> np.ndarray:
         rng = np.random.default_rng(seed)

@@ -96,7 +96,7 @@ class VAEPrior:
         return 0.5 * mu.pow(2).sum(-1) + self.recon_weight * rec
 
     def mean_pose(self) -> torch.Tensor:
-        return self.decode(torch.zeros(1, self.latent_dim))[0]
+        return self.decode(torch.zeros(1, self.latent_dim, device=next(self.model.parameters()).device))[0]
 
     def sample(self, n: int, seed: int = 0) -> np.ndarray:
         g = torch.Generator().manual_seed(seed)

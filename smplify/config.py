@@ -89,6 +89,7 @@ class FitConfig:
     adam_lr: float = 0.03
     adam_iterations_factor: float = 4.0  # Adam runs this many times each stage's iteration count
     seed: int = 0
+    device: str = "cpu"  # torch device of the optimisation ("cuda", "cuda:1"): batched fits scale on a GPU
 
     def __post_init__(self):
         if self.init == "regressor" and self.stages == default_stages():

@@ -28,6 +28,7 @@ def add_fit_options(p) -> None:
     p.add_argument("--optimize-focal", action="store_true", help="refine the focal length too")
     p.add_argument("--no-flip-test", action="store_true", help="do not also try the body turned around")
     p.add_argument("--init", default="mean", choices=["mean", "regressor"], help="starting point")
+    p.add_argument("--device", default="cpu", help="torch device of the optimisation, e.g. cuda (default: cpu)")
 
 
 def add_input_options(p, bbox: bool = True) -> None:
@@ -93,7 +94,8 @@ def input_options(args) -> dict:
 
 def config_from_args(args) -> FitConfig:
     return FitConfig(prior=args.prior, prior_path=args.prior_file, optimizer=args.optimizer,
-                     optimize_focal=args.optimize_focal, flip_test=not args.no_flip_test, init=args.init)
+                     optimize_focal=args.optimize_focal, flip_test=not args.no_flip_test, init=args.init,
+                     device=args.device)
 
 
 def add_parser(sub) -> None:

@@ -85,18 +85,83 @@ def _rows(t: torch.Tensor, n: int) -> torch.Tensor:
     return t.unsqueeze(0).expand(n, *t.shape)
 
 
+def _on_device(obj, device: torch.device):
+    """obj itself where it already lives on ``device`` (or holds no tensors), else a copy moved there:
+    a torch module, or an object (a prior) whose attributes are tensors or modules."""
+    import copy
+
+    if obj is None:
+        return None
+    if isinstance(obj, torch.nn.Module):
+        here = next(iter(obj.buffers()), next(iter(obj.parameters()), None))
+        return obj if here is None or here.device == device else copy.deepcopy(obj).to(device)
+    moved = {k: (v.to(device) if isinstance(v, torch.Tensor) else _on_device(v, device))
+             for k, v in vars(obj).items() if isinstance(v, (torch.Tensor, torch.nn.Module))}
+    if all(moved[k] is getattr(obj, k) for k in moved):
+        return obj
+    out = copy.copy(obj)
+    for k, v in moved.items():
+        setattr(out, k, v)
+    return out
+
+
+def similar_triangles_translation(points: torch.Tensor, xy: torch.Tensor, visible: torch.Tensor, index: torch.Tensor,
+                                  focal: torch.Tensor, principal_point: torch.Tensor) -> torch.Tensor:
+    """Camera translation of a body by similar triangles, for a whole batch at once.
+
+    Depth t_z = f · l₃ / l₂ with l the shoulder-to-hip length (3D, in the image plane, and 2D) where both
+    shoulders and both hips are visible (else the RMS spread of the visible points), clamped to
+    [0.5, 100] m; then x, y put the visible points' centroid on their 2D centroid. Fewer than two
+    visible points: (0, 0, 5).
+
+    Args: points (B, M, 3) the body's points for the M keypoints at zero translation; xy (B, M, 2) px;
+    visible (B, M) bool; index (B, M) body point per keypoint; focal, principal_point (B, 2).
+    Returns (B, 3).
+    """
+    vis = visible.to(points.dtype)[..., None]  # (B, M, 1)
+    n = vis.sum(1).clamp(min=1)  # (B, 1)
+    c3, c2 = (points * vis).sum(1) / n, (xy * vis).sum(1) / n  # centroids (B, 3), (B, 2)
+
+    def first(j):  # (B,) has a visible keypoint on body point j; its 3D and 2D position (the first such)
+        m = visible & (index == j)
+        at = m.int().argmax(1)
+        return m.any(1), points[torch.arange(len(at)), at], xy[torch.arange(len(at)), at]
+
+    (h16, p16, q16), (h17, p17, q17), (h1, p1, q1), (h2, p2, q2) = (first(j) for j in (16, 17, 1, 2))
+    torso = h16 & h17 & h1 & h2
+    l3_torso = (0.5 * (p16 + p17) - 0.5 * (p1 + p2))[:, :2].norm(dim=-1)
+    l2_torso = (0.5 * (q16 + q17) - 0.5 * (q1 + q2)).norm(dim=-1)
+    l3_spread = (((points[..., :2] - c3[:, None, :2]).pow(2).sum(-1, keepdim=True) * vis).sum(1) / n).sqrt()[:, 0]
+    l2_spread = (((xy - c2[:, None]).pow(2).sum(-1, keepdim=True) * vis).sum(1) / n).sqrt()[:, 0]
+    l3 = torch.where(torso, l3_torso, l3_spread)
+    l2 = torch.where(torso, l2_torso, l2_spread)
+    tz = (focal.mean(-1) * l3 / l2.clamp(min=1.0)).clamp(0.5, 100.0)  # (B,)
+    c2m = (c2 - principal_point) * tz[:, None] / focal
+    t = torch.stack([c2m[:, 0] - c3[:, 0], c2m[:, 1] - c3[:, 1], tz - c3[:, 2]], -1)
+    few = visible.sum(1) < 2
+    return torch.where(few[:, None], t.new_tensor([0.0, 0.0, 5.0]), t)
+
+
 class Fitter:
     """Fits SMPL-format bodies to 2D keypoints. Load once, call :meth:`fit` many times."""
 
     def __init__(self, body: BodyModel, config: FitConfig | None = None, prior=None, regressor=None):
-        self.body = body
         self.config = config or FitConfig()
+        try:
+            self.device = torch.device(self.config.device)
+        except RuntimeError as e:
+            raise ValueError(f"device {self.config.device!r} is not a torch device ({e})") from None
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {self.config.device!r}: this torch build sees no CUDA device")
+        # the fitter's own copies on its device (the caller's body, prior and regressor stay where they are)
+        self.body = _on_device(body, self.device)
         self.regressor = regressor
         if self.config.init == "regressor" and regressor is None:
             from .regressor import load_regressor
             from .regressor.cli import DEFAULT_WEIGHTS
 
             self.regressor = load_regressor(self.config.regressor_path or DEFAULT_WEIGHTS)
+        self.regressor = _on_device(self.regressor, self.device)
         self.regressor_points = None  # this model's body points -> the regressor's input slots (-1: none)
         if self.regressor is not None and self.regressor.num_points != len(body.point_names):
             self.regressor_points = self._regressor_point_map()
@@ -104,7 +169,7 @@ class Fitter:
             from priors import get_pose_prior
 
             prior = get_pose_prior(self.config.prior, self.config.prior_path)
-        self.prior = prior
+        self.prior = prior = _on_device(prior, self.device)
         self.latent = bool(getattr(prior, "supports_latent", False)) and self.config.vae_mode == "latent"
         self._point_jacobians = {}  # Levenberg-Marquardt: rotated joints -> PointJacobian
         self.optimizer = self._resolve_optimizer(prior)
@@ -170,18 +235,19 @@ class Fitter:
                 from priors import get_pose_prior
 
                 pose = torch.as_tensor(get_pose_prior("gmm", None).mean_pose(), dtype=torch.float32).reshape(1, 63)
-                self._shared_start = (self._latent_of(pose) if self.latent else pose).reshape(self.pose_dim)
+                self._shared_start = (self._latent_of(pose) if self.latent else pose).reshape(self.pose_dim).cpu()
             return self._shared_start
         if self.config.start_pose != "prior":
             raise ValueError(f"start_pose must be 'prior' or 'shared', not {self.config.start_pose!r}")
         if self.latent:
             return torch.zeros(self.pose_dim)
         mp = getattr(self.prior, "mean_pose", None)
-        return torch.as_tensor(mp(), dtype=torch.float32).reshape(63) if mp else torch.zeros(63)
+        return torch.as_tensor(mp(), dtype=torch.float32).cpu().reshape(63) if mp else torch.zeros(63)
 
     def _latent_of(self, pose: torch.Tensor, steps: int = 30) -> torch.Tensor:
         """(1, 63) pose -> (1, latent) z whose decoding is closest to it: the encoder mean, refined
         by L-BFGS on ‖decode(z) − pose‖² (the encoder alone can be several tenths of a radian off)."""
+        pose = pose.to(self.device)
         with torch.no_grad():
             z = self.prior.encode_mean(pose).clone()
         z.requires_grad_(True)
@@ -321,7 +387,7 @@ class Fitter:
         def depth():
             dz = x[:, 2] - batch["transl0"][:, 2]
             return dz.pow(2), torch.stack([torch.zeros_like(dz), torch.zeros_like(dz), dz], 1), \
-                torch.tensor([0.0, 0.0, 1.0]).expand(B, 3)
+                x.new_tensor([0.0, 0.0, 1.0]).expand(B, 3)
 
         lf = x[:, sl["focal"]]
         add("pose", stage.pose_prior, lambda: pose_prior_normal(self.prior, pose))
@@ -364,8 +430,9 @@ class Fitter:
         # too few torso points: let the camera stage use everything visible
         few = (w_torso > 0).sum(1) < 3
         w_torso[few] = w[few]
-        return {"index": index, "xy": xy, "w": w, "w_torso": w_torso, "scale": REFERENCE_SCALE / diag,
-                "focal": focal, "pp": pp, "visible": vis}
+        out = {"index": index, "xy": xy, "w": w, "w_torso": w_torso, "scale": REFERENCE_SCALE / diag,
+               "focal": focal, "pp": pp, "visible": vis}
+        return {k: v.to(self.device) for k, v in out.items()}
 
     def _regressor_initial(self, batch, turned: bool) -> torch.Tensor:
         """Start from the regressor's estimate (optionally turned 180° about the camera's vertical)."""
@@ -378,12 +445,12 @@ class Fitter:
             index = index.clamp(min=0)
         p = predict(self.regressor, self.body, index, batch["xy"], w, batch["focal"], batch["pp"])
         B = p["global_orient"].shape[0]
-        x = torch.zeros(B, self.dim)
+        x = torch.zeros(B, self.dim, device=self.device)
         go = p["global_orient"]
         if turned:
             import roma
 
-            Ry = roma.rotvec_to_rotmat(torch.tensor([0.0, math.pi, 0.0])).expand(B, 3, 3)
+            Ry = roma.rotvec_to_rotmat(x.new_tensor([0.0, math.pi, 0.0])).expand(B, 3, 3)
             go = roma.rotmat_to_rotvec(Ry @ roma.rotvec_to_rotmat(go))
         x[:, self.slices["global_orient"]] = go
         x[:, self.slices["pose"]] = self.prior.encode_mean(p["body_pose"]) if self.latent else p["body_pose"]
@@ -411,48 +478,30 @@ class Fitter:
                         x[b, self.slices[s]] = v[: x[b, self.slices[s]].numel()]
                 if inp.init.get("body_pose") is not None and not self.latent:
                     x[b, self.slices["pose"]] = torch.as_tensor(np.asarray(inp.init["body_pose"], np.float32)).reshape(-1)[:63]
-        with torch.no_grad():
+        with torch.no_grad():  # the body on the fitter's device; the per-person arithmetic below on the CPU
             x0 = x.clone()
             x0[:, self.slices["transl"]] = 0
-            pts = torch.gather(self._points(x0), 1, batch["index"][..., None].expand(-1, -1, 3))
-        for b, inp in enumerate(inputs):
-            if inp.init and inp.init.get("transl") is not None:
-                continue
-            vis = batch["visible"][b]
-            if vis.sum() < 2:
-                x[b, self.slices["transl"]] = torch.tensor([0.0, 0.0, 5.0])
-                continue
-            P3, P2 = pts[b][vis], batch["xy"][b][vis]
-            f = batch["focal"][b].mean()
-            idx = batch["index"][b][vis]
-            sh = [(idx == j).nonzero() for j in (16, 17)]
-            hp = [(idx == j).nonzero() for j in (1, 2)]
-            if all(len(s) for s in sh) and all(len(h) for h in hp):
-                sh_i = torch.cat([s[0] for s in sh]); hp_i = torch.cat([h[0] for h in hp])
-                l3 = (P3[sh_i].mean(0) - P3[hp_i].mean(0))[:2].norm()
-                l2 = (P2[sh_i].mean(0) - P2[hp_i].mean(0)).norm()
-            else:  # spread of all visible points
-                l3 = (P3[:, :2] - P3[:, :2].mean(0)).pow(2).sum(-1).mean().sqrt()
-                l2 = (P2 - P2.mean(0)).pow(2).sum(-1).mean().sqrt()
-            tz = float((f * l3 / l2.clamp(min=1.0)).clamp(0.5, 100.0))
-            c2 = (P2.mean(0) - batch["pp"][b]) * tz / batch["focal"][b]
-            c3 = P3.mean(0)
-            x[b, self.slices["transl"]] = torch.stack([c2[0] - c3[0], c2[1] - c3[1], tz - c3[2]])
-        return x
+            pts = torch.gather(self._points(x0.to(self.device)), 1,
+                               batch["index"][..., None].expand(-1, -1, 3)).cpu()
+        batch = {k: v.cpu() for k, v in batch.items()}
+        keep = torch.tensor([bool(inp.init) and inp.init.get("transl") is not None for inp in inputs])
+        t = similar_triangles_translation(pts, batch["xy"], batch["visible"], batch["index"], batch["focal"], batch["pp"])
+        x[:, self.slices["transl"]] = torch.where(keep[:, None], x[:, self.slices["transl"]], t)
+        return x.to(self.device)
 
     # ---- optimisation ------------------------------------------------------------------
     def _run_stages(self, x: torch.Tensor, batch: dict, optimizer: str, stages: Sequence[Stage]):
         c = self.config
         B = x.shape[0]
-        iters = torch.zeros(B, dtype=torch.long)
-        converged = torch.zeros(B, dtype=torch.bool)
-        failed = torch.zeros(B, dtype=torch.bool)
+        iters = torch.zeros(B, dtype=torch.long, device=x.device)
+        converged = torch.zeros(B, dtype=torch.bool, device=x.device)
+        failed = torch.zeros(B, dtype=torch.bool, device=x.device)
         stage_losses, curves = [], []
         for stage in stages:
             groups = [g for g in stage.free if g != "focal"]  # focal, if free, last
             if "focal" in stage.free or (c.optimize_focal and stage.name != c.stages[0].name):
                 groups.append("focal")
-            free = torch.cat([torch.arange(self.dim)[self.slices[g]] for g in groups])
+            free = torch.cat([torch.arange(self.dim, device=x.device)[self.slices[g]] for g in groups])
             fixed = x.detach()
 
             def closure(xs, rows, stage=stage, free=free, fixed=fixed):
@@ -510,7 +559,7 @@ class Fitter:
                 continue
             a, b = float(tail[-1 - c.settle_window]), float(tail[-1])
             out.append(abs(a - b) <= c.settle_tol * max(abs(a), 1.0))
-        return torch.tensor(out, dtype=torch.bool)
+        return torch.tensor(out, dtype=torch.bool, device=self.device)
 
     def _bad(self, x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
         return ~torch.isfinite(x).all(-1) | ~torch.isfinite(f) | (x[:, self.slices["transl"]][:, 2] < 0.05)
@@ -527,7 +576,7 @@ class Fitter:
         x0 = self._initial(inputs, batch, FACING_CAMERA)
         batch["transl0"] = x0[:, self.slices["transl"]].clone()
         stages = list(c.stages)
-        choose_flip = torch.zeros(B, dtype=torch.bool)
+        choose_flip = torch.zeros(B, dtype=torch.bool, device=self.device)
         if c.flip_test:
             # both facings through the camera stage and the first pose stage; the better goes on
             n_flip = min(2, len(stages))
@@ -537,7 +586,7 @@ class Fitter:
             xf, itf, cvf, flf, sff, cuf, lnf = self._run_stages(torch.cat([x0, x1]), both, self.optimizer, stages[:n_flip])
             fin = torch.where(flf | ~torch.isfinite(sff[:, -1]), torch.full_like(sff[:, -1], float("inf")), sff[:, -1])
             choose_flip = fin[B:] < fin[:B]
-            pick = torch.arange(B) + B * choose_flip.long()
+            pick = torch.arange(B, device=self.device) + B * choose_flip.long()
             x0 = torch.where(choose_flip[:, None], x1, x0)
             batch["transl0"] = both["transl0"][pick]
             x, iters, conv, failed, stage_f = xf[pick], itf[pick], cvf[pick], flf[pick], sff[pick]
@@ -546,7 +595,7 @@ class Fitter:
             curve, lengths = torch.cat([cuf[pick], cu2], 1), lnf + ln2
         else:
             x, iters, conv, failed, stage_f, curve, lengths = self._run_stages(x0, batch, self.optimizer, stages)
-        curves, stage_lengths = list(curve), [lengths] * B
+        curves, stage_lengths = list(curve.cpu()), [lengths] * B
         restarted = self._bad(x, stage_f[:, -1]) | failed
         if restarted.any():  # restart bad rows from the start with the other optimiser
             rows = restarted.nonzero().squeeze(1)
@@ -555,7 +604,7 @@ class Fitter:
             x2, it2, cv2, fl2, sf2, cu2, ln2 = self._run_stages(x0[rows], sub, other, stages)
             x[rows], iters[rows], conv[rows], failed[rows], stage_f[rows] = x2, iters[rows] + it2, cv2, fl2, sf2
             for j, r in enumerate(rows.tolist()):
-                curves[r], stage_lengths[r] = cu2[j], ln2
+                curves[r], stage_lengths[r] = cu2[j].cpu(), ln2
         conv = conv | self._settled(curves, [ln[-1] if ln else 0 for ln in stage_lengths])
         bad = self._bad(x, stage_f[:, -1])
         x = torch.where(bad[:, None], x0, x)  # never return NaN: flagged rows keep their start
@@ -566,8 +615,8 @@ class Fitter:
         elapsed = time.perf_counter() - t0
         # to Python/numpy once for the whole batch (per-row tensor indexing costs ~1 µs a value)
         sl = self.slices
-        xn = x.detach().numpy().astype(np.float32)
-        poses = np.concatenate([pose63.detach().numpy(), np.zeros((B, 6))], 1).astype(np.float32)
+        xn = x.detach().cpu().numpy().astype(np.float32)
+        poses = np.concatenate([pose63.detach().cpu().numpy(), np.zeros((B, 6))], 1).astype(np.float32)
         focals = (batch["focal"] * torch.exp(x[:, sl["focal"]])).tolist()
         err_all = (proj - batch["xy"]).norm(dim=-1).tolist()
         vis_all = (batch["w"] > 0).tolist()

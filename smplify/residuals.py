@@ -74,7 +74,7 @@ def bend_residuals(body_pose: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]
     sign = body_pose.new_tensor(BEND_SIGN)
     r = torch.exp(body_pose[:, list(BEND_INDEX)] * sign)
     J = body_pose.new_zeros(body_pose.shape[0], len(BEND_INDEX), 63)
-    J[:, torch.arange(len(BEND_INDEX)), torch.tensor(BEND_INDEX)] = r * sign
+    J[:, torch.arange(len(BEND_INDEX), device=J.device), torch.tensor(BEND_INDEX, device=J.device)] = r * sign
     return r, J
 
 

@@ -203,14 +203,26 @@ def test_batched_cholesky_solve_in_threads_equals_one_call_and_flags_indefinite_
 
 
 def test_lbfgs_takes_analytic_gradients_where_the_objective_is_least_squares():
+    from smplify.config import Stage
+    from smplify.optim import lbfgs
+
     body, cases = _fit_setup("none")
     assert Fitter(body, FitConfig(prior="gmm")).analytic_gradients
     assert not Fitter(body, FitConfig(prior="gmm", analytic_gradients=False)).analytic_gradients
     assert not Fitter(body, FitConfig(prior="vae")).analytic_gradients  # decoder: autograd
+    # L-BFGS with a gradient function follows autograd's path (Rosenbrock)
+    x0 = torch.tensor([[-1.2, 1.0], [2.0, -1.0]])
+    rosen = lambda x, rows=None: _rosenbrock(x)[0]
+    grad = lambda x, rows=None: (_rosenbrock(x)[0], 2 * _rosenbrock(x)[1])  # ∇‖r‖² = 2Jᵀr
+    a, b = lbfgs(rosen, x0, max_iter=100, ftol=1e-14), lbfgs(rosen, x0, max_iter=100, ftol=1e-14, grad_fn=grad)
+    assert torch.allclose(a.x, b.x, atol=1e-4) and torch.allclose(b.x, torch.ones(2, 2), atol=1e-3)
+    # and in the fitter: a few iterations (long float32 runs of an unconverged L-BFGS drift apart)
+    short = (Stage("camera", ("transl", "global_orient"), 5, depth=100.0, torso_only=True),
+             Stage("pose", ("transl", "global_orient", "pose", "betas"), 5, pose_prior=3.0, shape=20.0, bend=5.0))
     inputs = [c.fit_input for c in cases]
-    a = Fitter(body, FitConfig(prior="gmm")).fit(inputs)
-    b = Fitter(body, FitConfig(prior="gmm", analytic_gradients=False)).fit(inputs)
-    for ra, rb in zip(a, b):  # the same objective and gradient: both reach a good fit (not bit-equal: float32)
-        assert ra.optimizer == rb.optimizer == "lbfgs" and not ra.failed
-        assert abs(ra.mean_error_px - rb.mean_error_px) < 0.5
-        assert abs(ra.loss_terms["total"] - rb.loss_terms["total"]) < 0.05 * abs(rb.loss_terms["total"]) + 10
+    ra = Fitter(body, FitConfig(prior="gmm", stages=short, flip_test=False)).fit(inputs)
+    rb = Fitter(body, FitConfig(prior="gmm", stages=short, flip_test=False, analytic_gradients=False)).fit(inputs)
+    for p, q in zip(ra, rb):
+        assert p.optimizer == q.optimizer == "lbfgs" and not p.failed
+        assert np.allclose(p.loss_curve, q.loss_curve, rtol=1e-3, atol=1e-2)
+        assert np.allclose(p.body_pose, q.body_pose, atol=1e-3)

@@ -32,6 +32,7 @@ def _add_common(p) -> None:
     p.add_argument("--optimizer", default="lbfgs", choices=["lbfgs", "adam", "lm", "auto"],
                    help="one optimiser for every prior (auto: Levenberg-Marquardt where the prior allows)")
     p.add_argument("--init", default="mean", choices=["mean", "regressor"])
+    p.add_argument("--device", default="cpu", help="torch device of the optimisation, e.g. cuda")
     p.add_argument("--start-pose", choices=["prior", "shared"],
                    help="mean-init start pose: each prior's own mean, or the same (the GMM's mean) for "
                         "every prior (default: prior for benchmark, shared for compare-priors)")
@@ -71,7 +72,7 @@ def fit_config(args):
     from ..config import FitConfig
 
     start = getattr(args, "start_pose", None) or getattr(args, "default_start_pose", "prior")
-    return FitConfig(optimizer=args.optimizer, init=args.init, start_pose=start)
+    return FitConfig(optimizer=args.optimizer, init=args.init, start_pose=start, device=getattr(args, "device", "cpu"))
 
 
 def make_fitter(prior, args):

@@ -103,6 +103,10 @@ class PointJacobian:
                 lpd = body.lm_posedirs.T.reshape(L, K, 3, P)
                 lm_upd = torch.einsum("lkj,lkxp->ljxp", wk, lpd)  # (L, J, 3, P)
                 self.lm_upd_t = lm_upd.permute(3, 0, 1, 2).reshape(P, -1).contiguous()  # (P, L·J·3)
+        dev = body.J_template.device
+        for k, v in list(vars(self).items()):  # every table on the body's device
+            if isinstance(v, torch.Tensor):
+                setattr(self, k, v.to(dev))
 
     def __call__(self, global_orient, body_pose, betas, transl, index=None, with_betas: bool = True):
         """Points and Jacobian blocks.
@@ -140,7 +144,7 @@ class PointJacobian:
         Qj = (g_pos[:, :, None] - pa[:, None]) * self.anc_rot[None, :, :, None]  # (B, J, A, 3)
         dj_beta = None
         if with_betas:  # shape: ∂p_i/∂β = Σ_{a ∈ anc*(i)} G_parent(a) (offset shape directions of a)
-            Gp = torch.where(self.root_mask[None, :, None, None], torch.eye(3).to(g_rot), g_rot[:, self.parent])
+            Gp = torch.where(self.root_mask[None, :, None, None], torch.eye(3, dtype=g_rot.dtype, device=g_rot.device), g_rot[:, self.parent])
             V = Gp @ self.offset_shapedirs  # (B, J, 3, S)
             dj_beta = (self.anc @ V.reshape(B, J, -1)).view(B, J, 3, -1)  # (B, J, 3, S): Σ_a anc[i, a] V_a
         if self.L:

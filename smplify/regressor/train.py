@@ -83,7 +83,7 @@ def predict(model: KeypointRegressor, body: BodyModel, index, xy, weight, focal,
     with torch.no_grad():
         feats, centre, diag = encode_inputs(index, xy, weight, model.num_points)
         R, betas, cam = model(feats)
-        rest = body.joints_and_landmarks(torch.zeros(len(R), 3), torch.zeros(len(R), 63), betas).joints[:, 0]
+        rest = body.joints_and_landmarks(R.new_zeros(len(R), 3), R.new_zeros(len(R), 63), betas).joints[:, 0]
         return decode_outputs(R, betas, cam, centre, diag, focal, pp, rest)
 
 
