@@ -41,17 +41,18 @@ def evaluate_batch(fitter: Fitter, cases: Sequence[SyntheticCase], label: str, y
             if c.fit_input.tag in keep:
                 keep[c.fit_input.tag] = r
     dt = (time.perf_counter() - t0) / max(1, len(cases))
-    body = fitter.body
+    body = fitter.body  # on the fitter's device
+    dev = fitter.device
     rows = []
     with torch.no_grad():
-        P = lambda name: torch.tensor(np.stack([getattr(r, name) for r in results]))
-        T = lambda name: torch.tensor(np.stack([getattr(c, name) for c in cases]))
+        P = lambda name: torch.tensor(np.stack([getattr(r, name) for r in results]), device=dev)
+        T = lambda name: torch.tensor(np.stack([getattr(c, name) for c in cases]), device=dev)
         fit = body.mesh(P("global_orient"), P("body_pose"), P("betas"), P("transl"))
         true = body.mesh(T("global_orient"), T("body_pose"), T("betas"), T("transl"))
         e_mpjpe = mpjpe(fit.joints, true.joints) * 1000
         e_pa = pa_mpjpe(fit.joints, true.joints) * 1000
         pve = ((fit.vertices - fit.joints[:, :1]) - (true.vertices - true.joints[:, :1])).norm(dim=-1).mean(-1) * 1000
-        nll = yardstick.nll(P("body_pose")[:, :63]) if yardstick is not None else torch.full((len(cases),), float("nan"))
+        nll = yardstick.nll(P("body_pose")[:, :63].cpu()) if yardstick is not None else torch.full((len(cases),), float("nan"))
     for i, (c, r) in enumerate(zip(cases, results)):
         rows.append({"prior": label, "case": c.case_id, "noise_px": c.noise_px, "dropout": c.dropout,
                      "mpjpe_mm": float(e_mpjpe[i]), "pa_mpjpe_mm": float(e_pa[i]), "pve_mm": float(pve[i]),
