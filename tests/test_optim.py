@@ -1,4 +1,5 @@
 """Batched optimisers: per-sample convergence and isolation from bad samples."""
+import pytest
 import torch
 
 from smplify.optim import adam, lbfgs
@@ -42,7 +43,8 @@ def test_a_poisoned_row_cannot_stall_the_rest():
 
     r = lbfgs(f, torch.zeros(3, 6), max_iter=100, ftol=1e-10, gtol=1e-6)
     xs = torch.linalg.solve(H, b)
-    assert torch.allclose(r.x[[0, 2]], xs[[0, 2]], atol=1e-3)
+    # float32 on an ill-conditioned quadratic: ~1e-3 relative is what either direction form reaches
+    assert torch.allclose(r.x[[0, 2]], xs[[0, 2]], atol=1e-3 * xs.abs().max())
     assert torch.isfinite(r.x).all()
     assert torch.equal(r.x[1], torch.zeros(6)) and bool(r.failed[1])  # flagged, never moved
     assert not r.failed[[0, 2]].any()
@@ -81,7 +83,8 @@ def _two_loop(g, S, Y, valid, gamma):
     return torch.stack(out).float()
 
 
-def test_batched_direction_equals_per_row_two_loop_recursion():
+@pytest.mark.parametrize("small_batch", [0, 64])  # the loop form, the triangular-solve form
+def test_batched_direction_equals_per_row_two_loop_recursion(small_batch):
     from smplify.optim import lbfgs_direction
 
     gen = torch.Generator().manual_seed(3)
@@ -94,7 +97,7 @@ def test_batched_direction_equals_per_row_two_loop_recursion():
     valid[0] = False  # no history at all: plain scaled gradient
     g = torch.randn(B, D, generator=gen)
     gamma = torch.rand(B, generator=gen) + 0.5
-    got = lbfgs_direction(g, S, Y, valid, gamma)
+    got = lbfgs_direction(g, S, Y, valid, gamma, small_batch=small_batch)
     want = _two_loop(g, S, Y, valid, gamma)
     assert torch.allclose(got, want, rtol=1e-4, atol=1e-4 * want.abs().max())
     assert torch.allclose(got[0], gamma[0] * g[0])
