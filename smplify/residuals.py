@@ -69,20 +69,20 @@ def reprojection_residuals(points: torch.Tensor, d_points: torch.Tensor, focal: 
     return r.reshape(B, 2 * M), J.reshape(B, 2 * M, -1)
 
 
-def bend_residuals(body_pose: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """SMPLify's bend prior as residuals r_i = exp(s_i θ_i): (B, ≥63) -> r (B, 4), J (B, 4, 63)."""
-    sign = body_pose.new_tensor(BEND_SIGN)
-    r = torch.exp(body_pose[:, list(BEND_INDEX)] * sign)
-    J = body_pose.new_zeros(body_pose.shape[0], len(BEND_INDEX), 63)
-    J[:, torch.arange(len(BEND_INDEX), device=J.device), torch.tensor(BEND_INDEX, device=J.device)] = r * sign
-    return r, J
-
-
 def bend_normal(body_pose: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """SMPLify's bend prior and its normal equations: (B, ≥63) -> f (B,), g = Jᵀr (B, 63), and H = JᵀJ as
-    its diagonal (B, 63) (each residual moves one pose entry)."""
-    r, J = bend_residuals(body_pose)
-    return r.pow(2).sum(-1), (J * r[..., None]).sum(1), J.pow(2).sum(1)
+    its diagonal (B, 63).
+
+    Residuals r_i = exp(s_i θ_i), one per bent joint axis (elbows, knees), so J is s_i r_i at entry i
+    alone: g_i = s_i r_i², H_ii = r_i² (zero elsewhere).
+    """
+    sign = body_pose.new_tensor(BEND_SIGN)
+    r2 = torch.exp(2 * body_pose[:, list(BEND_INDEX)] * sign)  # (B, 4): r_i²
+    g = body_pose.new_zeros(body_pose.shape[0], 63)
+    H = torch.zeros_like(g)
+    g[:, list(BEND_INDEX)] = sign * r2
+    H[:, list(BEND_INDEX)] = r2
+    return r2.sum(-1), g, H
 
 
 def has_least_squares_form(prior) -> bool:
