@@ -164,7 +164,7 @@ class Fitter:
         self.regressor = _on_device(self.regressor, self.device)
         self.regressor_points = None  # this model's body points -> the regressor's input slots (-1: none)
         if self.regressor is not None and self.regressor.num_points != len(body.point_names):
-            self.regressor_points = self._regressor_point_map()
+            self.regressor_points = self._regressor_point_map().to(self.device)
         if prior is None:
             from priors import get_pose_prior
 
@@ -478,16 +478,15 @@ class Fitter:
                         x[b, self.slices[s]] = v[: x[b, self.slices[s]].numel()]
                 if inp.init.get("body_pose") is not None and not self.latent:
                     x[b, self.slices["pose"]] = torch.as_tensor(np.asarray(inp.init["body_pose"], np.float32)).reshape(-1)[:63]
-        with torch.no_grad():  # the body on the fitter's device; the per-person arithmetic below on the CPU
+        x = x.to(self.device)
+        with torch.no_grad():
             x0 = x.clone()
             x0[:, self.slices["transl"]] = 0
-            pts = torch.gather(self._points(x0.to(self.device)), 1,
-                               batch["index"][..., None].expand(-1, -1, 3)).cpu()
-        batch = {k: v.cpu() for k, v in batch.items()}
-        keep = torch.tensor([bool(inp.init) and inp.init.get("transl") is not None for inp in inputs])
+            pts = torch.gather(self._points(x0), 1, batch["index"][..., None].expand(-1, -1, 3))
+        keep = torch.tensor([bool(inp.init) and inp.init.get("transl") is not None for inp in inputs], device=x.device)
         t = similar_triangles_translation(pts, batch["xy"], batch["visible"], batch["index"], batch["focal"], batch["pp"])
         x[:, self.slices["transl"]] = torch.where(keep[:, None], x[:, self.slices["transl"]], t)
-        return x.to(self.device)
+        return x
 
     # ---- optimisation ------------------------------------------------------------------
     def _run_stages(self, x: torch.Tensor, batch: dict, optimizer: str, stages: Sequence[Stage]):
@@ -510,7 +509,7 @@ class Fitter:
                 return self._total(terms, stage)
 
             analytic = optimizer == "lm" or (optimizer == "lbfgs" and self.analytic_gradients)
-            if analytic and optimizer == "lm":  # LM converges where L-BFGS stops early: a firmer pose prior
+            if optimizer == "lm":  # LM converges where L-BFGS stops early: a firmer pose prior
                 stage = dataclasses.replace(stage, pose_prior=stage.pose_prior * c.lm_prior_scale)
             # pose and shape fixed (the camera stage): the points move rigidly, computed once here
             rigid = (self._rigid_body(fixed, batch) if analytic and set(groups) <= {"transl", "global_orient", "focal"}
