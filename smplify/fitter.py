@@ -203,7 +203,7 @@ class Fitter:
             raise ValueError(f"optimizer 'lm' needs a pose prior with a least-squares form (none, gmm, bend); "
                              f"prior {self.config.prior!r} has none: use lbfgs, adam or auto")
         # auto: LM only with a pose prior. Without one, LM converges to the data term's optimum, which a
-        # single view leaves ambiguous in depth (held-out PA-MPJPE 156 mm vs 101 mm for L-BFGS, whose
+        # single view leaves ambiguous in depth (held-out PA-MPJPE 145 mm vs 102 mm for L-BFGS, whose
         # early stop regularises); LM's worth is reaching the optimum of an objective that has a prior.
         return "lm" if opt == "lm" or (ok and getattr(prior, "name", "") != "none") else "lbfgs"
 
