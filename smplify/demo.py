@@ -7,6 +7,16 @@ from pathlib import Path
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "images" / "pose2sim_balance.jpg"
 
 
+def fit_arguments(image, out, prior: str) -> argparse.Namespace:
+    """What `smplify fit IMAGE --out OUT --prior PRIOR` would parse: every other option at its default
+    (parsed by fit's own parser, so that a new fit option cannot be missing here)."""
+    from .fit_cli import add_parser
+
+    parser = argparse.ArgumentParser(prog="smplify")
+    add_parser(parser.add_subparsers(dest="command"))
+    return parser.parse_args(["fit", str(image), "--out", str(out), "--prior", prior])
+
+
 def run(args) -> int:
     from . import doctor
     from .fit_cli import run as run_fit
@@ -18,10 +28,7 @@ def run(args) -> int:
         return 2
     print(f"body model: {bm['name']} ({bm['vertices']} vertices, {bm['joints']} joints, {bm['betas']} betas)")
     print(f"photo: {args.image}")
-    fit_args = argparse.Namespace(
-        inputs=[str(args.image)], out=args.out, bbox=None, no_overlay=False, prior=args.prior, prior_file=None,
-        model=None, gender="neutral", optimizer="lbfgs", focal=None, optimize_focal=False, no_flip_test=False,
-        init="mean")
+    fit_args = fit_arguments(args.image, args.out, args.prior)
     rc = run_fit(fit_args)
     stem = Path(args.image).stem
     out = Path(args.out)

@@ -106,3 +106,13 @@ def test_fit_refuses_to_overwrite_its_input(tmp_path, capsys):
     assert src.read_text() == before and not (tmp_path / "people.npz").exists()
     rc = main(["fit", str(src), "--out", str(tmp_path / "out"), "--image-id", "1", "--no-overlay"])
     assert rc == 0 and (tmp_path / "out" / "people.json").exists()
+
+
+def test_demo_fits_with_every_fit_option_at_its_default(tmp_path):
+    """`make demo` builds fit's arguments through fit's own parser: none can be missing."""
+    from smplify.demo import EXAMPLE, fit_arguments
+    from smplify.fit_cli import config_from_args
+
+    args = fit_arguments(EXAMPLE, tmp_path, "gmm")
+    cfg = config_from_args(args)
+    assert args.inputs == [str(EXAMPLE)] and cfg.prior == "gmm" and cfg.device == "cpu" and cfg.optimizer == "lbfgs"
