@@ -176,9 +176,12 @@ class Fitter:
         from .residuals import has_least_squares_form
 
         # L-BFGS takes f and its gradient from the analytic Jacobian (no autograd) wherever the
-        # objective has the least-squares form that Levenberg-Marquardt uses
+        # objective has the least-squares form that Levenberg-Marquardt uses and that Jacobian is exact:
+        # for a model with pose correctives (official SMPL files) it leaves their derivative out, which
+        # LM tolerates (steps are accepted on the true objective) but a line search's curvature test
+        # would not, so L-BFGS keeps autograd there
         self.analytic_gradients = (self.config.analytic_gradients and not self.latent
-                                   and has_least_squares_form(prior))
+                                   and has_least_squares_form(prior) and not getattr(self.body, "has_posedirs", False))
         self._shared_start = None  # start_pose='shared': computed on first use, once per fitter
         self.pose_dim = int(prior.latent_dim) if self.latent else 63
         nb = body.num_betas

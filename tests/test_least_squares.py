@@ -210,6 +210,8 @@ def test_lbfgs_takes_analytic_gradients_where_the_objective_is_least_squares():
     assert Fitter(body, FitConfig(prior="gmm")).analytic_gradients
     assert not Fitter(body, FitConfig(prior="gmm", analytic_gradients=False)).analytic_gradients
     assert not Fitter(body, FitConfig(prior="vae")).analytic_gradients  # decoder: autograd
+    corrective = BodyModel(make_tiny_model(with_posedirs=True))  # pose correctives: the Jacobian is not exact
+    assert not Fitter(corrective, FitConfig(prior="gmm")).analytic_gradients
     # L-BFGS with a gradient function follows autograd's path (Rosenbrock)
     x0 = torch.tensor([[-1.2, 1.0], [2.0, -1.0]])
     rosen = lambda x, rows=None: _rosenbrock(x)[0]
