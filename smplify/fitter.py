@@ -19,7 +19,9 @@ from .body import BodyModel
 from .camera import Camera, project
 from .config import FitConfig, Stage
 from .objective import REFERENCE_SCALE, bend_term, depth_term, focal_term, reprojection_term, shape_term
-from .optim import adam, lbfgs, levenberg_marquardt
+from .body.jacobian import PointJacobian, rigid_moments, rotation_columns, rotation_vjp
+from .optim import adam, lbfgs, levenberg_marquardt, normal_equations
+from .residuals import bend_normal, has_least_squares_form, pose_prior_normal, reprojection_chain
 
 TORSO_JOINTS = (1, 2, 16, 17)  # left/right hip, left/right shoulder
 FACING_CAMERA = (math.pi, 0.0, 0.0)  # body Y-up/+Z-facing -> OpenCV camera, facing the camera
@@ -79,10 +81,6 @@ class FitResult:
     def params(self) -> dict:
         return {"global_orient": self.global_orient, "body_pose": self.body_pose, "betas": self.betas,
                 "transl": self.transl}
-
-
-def _rows(t: torch.Tensor, n: int) -> torch.Tensor:
-    return t.unsqueeze(0).expand(n, *t.shape)
 
 
 def _on_device(obj, device: torch.device):
@@ -173,8 +171,6 @@ class Fitter:
         self.latent = bool(getattr(prior, "supports_latent", False)) and self.config.vae_mode == "latent"
         self._point_jacobians = {}  # Levenberg-Marquardt: rotated joints -> PointJacobian
         self.optimizer = self._resolve_optimizer(prior)
-        from .residuals import has_least_squares_form
-
         # L-BFGS takes f and its gradient from the analytic Jacobian (no autograd) wherever the
         # objective has the least-squares form that Levenberg-Marquardt uses and that Jacobian is exact:
         # for a model with pose correctives (official SMPL files) it leaves their derivative out, which
@@ -194,8 +190,6 @@ class Fitter:
         """'auto' -> Levenberg-Marquardt where the pose prior has a least-squares form (GMM in SMPLify's
         max form, bend), else L-BFGS (no prior; the VAE, whose decoder is no residual). 'lm' on a prior
         without that form is an error."""
-        from .residuals import has_least_squares_form
-
         opt = self.config.optimizer
         if opt not in ("auto", "lm", "lbfgs", "adam"):
             raise ValueError(f"optimizer must be auto, lm, lbfgs or adam, not {opt!r}")
@@ -298,8 +292,6 @@ class Fitter:
 
     def _point_jacobian(self, rotated: tuple):
         """A :class:`PointJacobian` for these rotated joints (built once per set)."""
-        from .body.jacobian import PointJacobian
-
         if rotated not in self._point_jacobians:
             with torch.inference_mode(False):  # plain tensors, even when first asked for inside an optimiser
                 self._point_jacobians[rotated] = PointJacobian(self.body, rotated)
@@ -327,10 +319,6 @@ class Fitter:
         stage that frees only the translation, the root's rotation (and the focal length): the points
         then move rigidly and no kinematic tree is evaluated. ``hessian=False``: H is not formed (None),
         for a first-order optimiser that wants only f and the gradient 2g."""
-        from .body.jacobian import rigid_moments, rotation_columns, rotation_vjp
-        from .optim import normal_equations
-        from .residuals import bend_normal, pose_prior_normal, reprojection_chain
-
         if rows is not None:
             batch = {k: v[rows] for k, v in batch.items()}
         c, sl = self.config, self.slices

@@ -3,9 +3,9 @@
 Every term of :mod:`smplify.objective` is a sum of squares (plus, for the GMM, a constant
 per component), so the objective equals ‖r‖² + c for a residual vector r. Levenberg-Marquardt
 (:func:`smplify.optim.levenberg_marquardt`) needs only the Gauss-Newton normal equations,
-g = Jᵀr and H = JᵀJ: the data term gives r and J (then g, H by one batched product); the
-pose priors give g and H directly (the GMM's H is a constant matrix per component). The
-L-BFGS path uses the scalar terms. Pure tensor functions; shapes in docstrings.
+g = Jᵀr and H = JᵀJ: the data term gives r and its derivative per point (then J = C ∂P/∂x, or
+only g = (Cᵀr)ᵀ ∂P/∂x for L-BFGS's gradient); the pose priors give g and H directly (the GMM's H
+is a constant matrix per component). Pure tensor functions; shapes in docstrings.
 """
 from __future__ import annotations
 
@@ -51,22 +51,6 @@ def reprojection_chain(points: torch.Tensor, focal: torch.Tensor, principal_poin
     if d_log_focal:  # ∂uv/∂log f = uv − principal point
         Jf = (A * scale[:, None, None, None]) @ (uv - principal_point[:, None])[..., None]
     return r, C, Jf
-
-
-def reprojection_residuals(points: torch.Tensor, d_points: torch.Tensor, focal: torch.Tensor,
-                           principal_point: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
-                           scale: torch.Tensor, sigma: float, d_log_focal: bool = False,
-                           min_depth: float = 1e-3) -> Tuple[torch.Tensor, torch.Tensor]:
-    """:func:`reprojection_chain` applied to the points' Jacobian d_points (B, M, 3, D).
-
-    Returns r (B, 2M) and J (B, 2M, D [+1]) (with ``d_log_focal`` a last column, ∂r/∂log(focal scale)).
-    """
-    B, M = points.shape[:2]
-    r, C, Jf = reprojection_chain(points, focal, principal_point, target, weight, scale, sigma, d_log_focal, min_depth)
-    J = C @ d_points  # (B, M, 2, D)
-    if Jf is not None:
-        J = torch.cat([J, Jf], -1)
-    return r.reshape(B, 2 * M), J.reshape(B, 2 * M, -1)
 
 
 def bend_normal(body_pose: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

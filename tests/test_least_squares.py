@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from smplify.body import BodyModel
-from smplify.body.jacobian import PointJacobian, right_jacobian_so3
+from smplify.body.jacobian import PointJacobian, rotation_and_right_jacobian
 from smplify.body.tiny import make_tiny_model
 from smplify.config import FitConfig
 from smplify.fitter import FACING_CAMERA, Fitter
@@ -49,8 +49,10 @@ def test_right_jacobian_first_order():
         th = th.double()
         d = torch.randn(3, generator=g).double() * 1e-6
         lhs = fast_rodrigues(th + d)
-        rhs = fast_rodrigues(th) @ fast_rodrigues(right_jacobian_so3(th) @ d)
+        R, Jr = rotation_and_right_jacobian(th)
+        rhs = fast_rodrigues(th) @ fast_rodrigues(Jr @ d)
         assert (lhs - rhs).abs().max() < 1e-10
+        assert torch.allclose(R, fast_rodrigues(th), atol=1e-12)
 
 
 def _fit_setup(prior):
@@ -106,7 +108,12 @@ def test_normal_equations_equal_the_objective_its_gradient_and_gauss_newton(prio
 
 @pytest.mark.parametrize("d_log_focal", [False, True])
 def test_reprojection_residual_jacobian_matches_autograd(d_log_focal):
-    from smplify.residuals import reprojection_residuals
+    from smplify.residuals import reprojection_chain
+
+    def reprojection_residuals(P, dP, focal, *rest, d_log_focal=False):  # r (B, 2M), J = C dP (+ focal column)
+        r, C, Jf = reprojection_chain(P, focal, *rest, d_log_focal=d_log_focal)
+        J = C @ dP if Jf is None else torch.cat([C @ dP, Jf], -1)
+        return r.reshape(B, -1), J.reshape(B, r.shape[1] * 2, -1)
 
     g = torch.Generator().manual_seed(4)
     B, M, D = 2, 5, 4

@@ -1,7 +1,9 @@
 """Body points and their analytic Jacobian, without autograd.
 
-What the Levenberg-Marquardt fitter evaluates every iteration: the 24 joints and the
-landmarks in camera coordinates, and ∂point/∂(translation, joint rotations, shape).
+What the fitter's analytic paths evaluate every iteration: the 24 joints and the landmarks in
+camera coordinates, and ∂point/∂(translation, joint rotations, shape) — as Jacobian columns for
+Levenberg-Marquardt (:func:`rotation_columns`), or as a vector-Jacobian product for L-BFGS's
+gradient (:func:`rotation_vjp`).
 
 Notation: B batch, J = 24 joints, A = number of rotated joints (the root and the body
 joints whose rotation is a parameter), L landmarks, N = J + L points, S shape directions.
@@ -49,12 +51,6 @@ def rotation_and_right_jacobian(rotvec: torch.Tensor) -> tuple:
     K2 = K @ K
     eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device)
     return eye + a * K + b * K2, eye - b * K + c * K2
-
-
-def right_jacobian_so3(rotvec: torch.Tensor) -> torch.Tensor:
-    """Right Jacobian of the rotation-vector exponential: (..., 3) -> (..., 3, 3) (see
-    :func:`rotation_and_right_jacobian`)."""
-    return rotation_and_right_jacobian(rotvec)[1]
 
 
 class PointJacobian:
@@ -224,8 +220,3 @@ def rigid_moments(global_orient: torch.Tensor, transl: torch.Tensor, local: torc
     points = Q + (root + transl)[:, None]
     return points, (R @ Jr)[:, None], Q[:, :, None]
 
-
-def rigid_points(global_orient: torch.Tensor, transl: torch.Tensor, local: torch.Tensor, root: torch.Tensor) -> tuple:
-    """:func:`rigid_moments` as points (B, M, 3) and d_rot (B, M, 3, 3) (∂points/∂transl is the identity)."""
-    points, Z, Q = rigid_moments(global_orient, transl, local, root)
-    return points, rotation_columns(Z, Q)
