@@ -57,13 +57,14 @@ class GMMPrior:
         self.mode = mode
         D = self.means.shape[1]
         self.const = 0.5 * D * math.log(2 * math.pi)
+        self.nll_offset = 0.5 * self.log_det + self.const - self.log_w  # (K,): the nll's constant per component
         self._weights = np.asarray(weights)
 
     def component_nll(self, pose: torch.Tensor) -> torch.Tensor:
         """(B, D) -> (B, K): −log w_k − log N(x; μ_k, Σ_k)."""
         diff = pose[:, None, :] - self.means[None]  # (B, K, D)
         m = (diff.transpose(0, 1) @ self.prec_chol).pow(2).sum(-1).transpose(0, 1)  # ‖(x−μ_k)ᵀP_k‖², (B, K)
-        return 0.5 * m + 0.5 * self.log_det + self.const - self.log_w
+        return torch.add(self.nll_offset, m, alpha=0.5)
 
     def nll(self, pose: torch.Tensor, mode: str | None = None) -> torch.Tensor:
         """Negative log-likelihood of (B, 63) poses -> (B,)."""

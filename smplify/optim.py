@@ -32,6 +32,7 @@ class OptimResult:
     converged: torch.Tensor
     failed: torch.Tensor
     trace: Optional[torch.Tensor] = None  # (B, T): each row's loss after each iteration
+    memory: Optional[dict] = None  # L-BFGS: its curvature pairs, to go on with (``lbfgs(memory=...)``)
 
 
 def _stack_trace(trace: list, f: torch.Tensor) -> torch.Tensor:
@@ -91,17 +92,18 @@ def lbfgs_direction_solve(g, S, Y, valid, gamma) -> torch.Tensor:
     First loop: α_k = ρ_k (s_kᵀg − Σ_{j>k} α_j s_kᵀy_j), i.e. (I + diag ρ · triu₁(SYᵀ)) α = ρ ⊙ Sg.
     Second loop, in c_k = α_k − β_k with β_k = ρ_k y_kᵀ(r₀ + Σ_{j<k} c_j s_j), r₀ = γ(g − Yᵀα):
     (I + diag ρ · tril₋₁(YSᵀ)) c = α − ρ ⊙ Y r₀; then H·g = r₀ + Sᵀc. An invalid pair (ρ = 0) gets
-    α = c = 0, as in the loop.
+    α = c = 0, as in the loop. Both systems are unit triangular, so the solver reads only the strict
+    triangle of diag ρ · SYᵀ (resp. its transpose) and neither the identity nor the mask is formed.
     """
-    v = valid.to(g.dtype)
-    rho = v / (S * Y).sum(-1).clamp(min=1e-10)  # (B, m)
     SY = S @ Y.transpose(1, 2)  # (B, m, m): [k, j] = s_kᵀ y_j
-    eye = torch.eye(S.shape[1], dtype=g.dtype, device=g.device)
-    upper = eye + rho[..., None] * SY.triu(1)
-    a = torch.linalg.solve_triangular(upper, (rho * (S @ g[..., None])[..., 0])[..., None], upper=True)[..., 0]
+    rho = valid.to(g.dtype) / torch.diagonal(SY, dim1=1, dim2=2).clamp(min=1e-10)  # (B, m), 0 for invalid pairs
+    upper = rho[..., None] * SY
+    a = torch.linalg.solve_triangular(upper, (rho * (S @ g[..., None])[..., 0])[..., None], upper=True,
+                                      unitriangular=True)[..., 0]
     r0 = gamma[:, None] * (g - (Y.transpose(1, 2) @ a[..., None])[..., 0])
-    lower = eye + rho[..., None] * SY.transpose(1, 2).tril(-1)
-    c = torch.linalg.solve_triangular(lower, (a - rho * (Y @ r0[..., None])[..., 0])[..., None], upper=False)[..., 0]
+    lower = rho[..., None] * SY.transpose(1, 2)
+    c = torch.linalg.solve_triangular(lower, (a - rho * (Y @ r0[..., None])[..., 0])[..., None], upper=False,
+                                      unitriangular=True)[..., 0]
     return r0 + (S.transpose(1, 2) @ c[..., None])[..., 0]
 
 
@@ -115,7 +117,8 @@ def _finite_rows(*ts):
 
 def lbfgs(closure: Closure, x0: torch.Tensor, max_iter: int = 30, history: int = 10,
           ftol: float = 1e-6, gtol: float = 1e-6, max_ls: int = 10, c1: float = 1e-4, c2: float = 0.9,
-          active: torch.Tensor | None = None, grad_fn: Optional[Callable] = None) -> OptimResult:
+          active: torch.Tensor | None = None, grad_fn: Optional[Callable] = None,
+          memory: Optional[dict] = None) -> OptimResult:
     """Minimise each row of a separable objective with L-BFGS (see module docstring).
 
     Args:
@@ -123,6 +126,13 @@ def lbfgs(closure: Closure, x0: torch.Tensor, max_iter: int = 30, history: int =
         ftol: relative decrease below which a sample has converged; gtol: max |g| likewise.
         grad_fn: optional ``(x, rows) -> (f, ∂f/∂x)`` that replaces autograd on ``closure``
             (an analytic gradient of the same objective).
+        memory: a previous run's ``OptimResult.memory`` over the same variables and rows: its curvature
+            pairs start this run's history (a stage that changes only the weights of an objective).
+
+    At batch size 1 the bookkeeping is ~100 tensor operations an iteration, each costing more than
+    its arithmetic, so it is written with few of them: a trial point is finite when f + gᵀd is (a
+    non-finite gradient entry makes that product non-finite), constants are made once, and nothing
+    is copied that is not changed.
     """
     B, D = x0.shape
     dev, dt = x0.device, x0.dtype
@@ -138,16 +148,29 @@ def lbfgs(closure: Closure, x0: torch.Tensor, max_iter: int = 30, history: int =
     Y = torch.zeros_like(S)  # and of gradient changes y_k
     valid = torch.zeros(B, history, dtype=torch.bool, device=dev)
     gamma = torch.ones(B, device=dev, dtype=dt)
-    stalls = torch.zeros(B, dtype=torch.long, device=dev)
     slot_order: list[int] = []  # ring slots, oldest first
+    if memory is not None and memory["S"].shape[-1] == D:  # go on from the newest pairs, oldest first
+        n = min(history, len(memory["order"]))
+        keep_slots = memory["order"][-n:]
+        idx = torch.tensor(keep_slots, device=dev)
+        S[:, :n], Y[:, :n], valid[:, :n] = memory["S"][:, idx], memory["Y"][:, idx], memory["valid"][:, idx]
+        gamma = memory["gamma"].clone()
+        slot_order = list(range(n))
+    stalls = torch.zeros(B, dtype=torch.long, device=dev)
+    ones, zeros = torch.ones(B, device=dev, dtype=dt), torch.zeros(B, device=dev, dtype=dt)
+    infs = torch.full((B,), float("inf"), device=dev, dtype=dt)
     trace = []
-    for it in range(max_iter):
+    for it in range(len(slot_order), len(slot_order) + max_iter):
         run = active & ~converged
         if not run.any():
             break
         if slot_order:
-            order = torch.tensor(slot_order, device=dev)
-            d = -lbfgs_direction(g, S[:, order], Y[:, order], valid[:, order], gamma)
+            n = len(slot_order)
+            if slot_order[0] == 0 and slot_order[-1] == n - 1:  # not wrapped yet: the first n slots, in order
+                d = -lbfgs_direction(g, S[:, :n], Y[:, :n], valid[:, :n], gamma)
+            else:
+                order = torch.tensor(slot_order, device=dev)
+                d = -lbfgs_direction(g, S[:, order], Y[:, order], valid[:, order], gamma)
         else:
             d = -gamma[:, None] * g
         gd0 = (g * d).sum(-1)
@@ -156,31 +179,31 @@ def lbfgs(closure: Closure, x0: torch.Tensor, max_iter: int = 30, history: int =
             d[bad_dir] = -g[bad_dir]
             valid[bad_dir] = False
             gd0 = (g * d).sum(-1)
-        no_hist = ~valid.any(1)
-        alpha = torch.where(no_hist, (1.0 / g.abs().sum(-1).clamp(min=1e-12)).clamp(max=1.0),
-                            torch.ones(B, device=dev, dtype=dt))
+        alpha = ones
+        if slot_order:  # rows without history take a first step of length 1/|g|₁ (at most 1)
+            no_hist = ~valid.any(1)
+            if no_hist.any():
+                alpha = torch.where(no_hist, (1.0 / g.abs().sum(-1).clamp(min=1e-12)).clamp(max=1.0), ones)
+        else:
+            alpha = (1.0 / g.abs().sum(-1).clamp(min=1e-12)).clamp(max=1.0)
         # per-sample strong-Wolfe line search by bracketing
-        lo = torch.zeros(B, device=dev, dtype=dt)
-        hi = torch.full((B,), float("inf"), device=dev, dtype=dt)
-        best_a = torch.zeros(B, device=dev, dtype=dt)
-        best_f, best_g = f.clone(), g.clone()
+        armijo_slope, curv = c1 * gd0, c2 * gd0  # f(α) ≤ f + α c₁ gᵀd;  |g(α)ᵀd| ≤ −c₂ gᵀd
+        lo, hi, best_a, best_f, best_g = zeros, infs, zeros, f, g
         done = ~run
-        for _ in range(max_ls):
-            todo = (~done).nonzero().squeeze(1)
-            ft, gt = f.clone(), g.clone()
-            if len(todo) == B:
+        for ls in range(max_ls):
+            todo = None if ls == 0 and run.all() else (~done).nonzero().squeeze(1)
+            if todo is None or len(todo) == B:
                 ft, gt = vg(x + alpha[:, None] * d)
             else:
+                ft, gt = f.clone(), g.clone()
                 ft[todo], gt[todo] = vg(x[todo] + alpha[todo, None] * d[todo], todo)
-            ok = _finite_rows(ft, gt)
             gdt = (gt * d).sum(-1)
-            armijo = ok & (ft <= f + c1 * alpha * gd0)
-            better = ~done & armijo & (ft < best_f)
+            armijo = torch.isfinite(ft + gdt) & (ft <= f + alpha * armijo_slope)
+            better = armijo & (ft < best_f) & ~done
             best_a = torch.where(better, alpha, best_a)
             best_f = torch.where(better, ft, best_f)
             best_g = torch.where(better[:, None], gt, best_g)
-            wolfe = armijo & (gdt.abs() <= -c2 * gd0)
-            done = done | wolfe
+            done = done | (armijo & (gdt.abs() <= -curv))
             if done.all():
                 break
             too_far = ~armijo | (gdt >= 0)
@@ -188,6 +211,7 @@ def lbfgs(closure: Closure, x0: torch.Tensor, max_iter: int = 30, history: int =
             lo = torch.where(~done & ~too_far, alpha, lo)
             alpha = torch.where(done, alpha, torch.where(torch.isinf(hi), 2 * alpha, 0.5 * (lo + hi)))
         moved = run & (best_a > 0)
+        stuck = run & ~moved
         s = best_a[:, None] * d
         y = best_g - g
         sy = (s * y).sum(-1)
@@ -203,13 +227,14 @@ def lbfgs(closure: Closure, x0: torch.Tensor, max_iter: int = 30, history: int =
         x = torch.where(moved[:, None], x + s, x)
         f = torch.where(moved, best_f, f)
         g = torch.where(moved[:, None], best_g, g)
-        iters += run.long()
-        stalls = torch.where(run & ~moved, stalls + 1, torch.zeros_like(stalls))
-        valid[run & ~moved] = False  # no progress: restart from steepest descent
+        iters += run
+        stalls = torch.where(stuck, stalls + 1, 0)
+        valid &= ~stuck[:, None]  # no progress: restart from steepest descent
         small_df = (f_old - f).abs() <= ftol * f_old.abs().clamp(min=1.0)
         converged |= run & ((moved & small_df) | (g.abs().amax(-1) <= gtol) | (stalls >= 2))
         trace.append(f)
-    return OptimResult(x, f, iters, converged | failed, failed, _stack_trace(trace, f))
+    return OptimResult(x, f, iters, converged | failed, failed, _stack_trace(trace, f),
+                       memory={"S": S, "Y": Y, "valid": valid, "gamma": gamma, "order": slot_order})
 
 
 def adam(closure: Closure, x0: torch.Tensor, max_iter: int = 100, lr: float = 0.02, ftol: float = 1e-6,

@@ -16,6 +16,22 @@ import torch
 from .objective import BEND_INDEX, BEND_SIGN
 
 
+def _geman_mcclure(points, focal, principal_point, target, weight, scale, sigma, min_depth):
+    """The residuals and what their derivatives reuse (see :func:`reprojection_chain`)."""
+    z_raw = points[..., 2]
+    inv_z = 1.0 / z_raw.clamp(min=min_depth)
+    xy = points[..., :2] * inv_z[..., None]
+    uv = xy * focal[:, None] + principal_point[:, None]
+    e = (uv - target) * scale[:, None, None]  # (B, M, 2) normalised pixels
+    d2 = e.pow(2).sum(-1, keepdim=True)  # (B, M, 1)
+    den = (sigma * sigma + d2).rsqrt()  # 1/√(σ² + d²)
+    a = weight.clamp(min=0).sqrt()[..., None] * sigma * den  # (B, M, 1)
+    # ∂e/∂P_xy (diagonal) and the projected point with a clamped depth's column zeroed (no derivative)
+    k = focal[:, None] * inv_z[..., None] * scale[:, None, None]  # (B, M, 2)
+    xy_front = xy * (z_raw > min_depth).to(points.dtype)[..., None]
+    return uv, e, den, a, a * e, k, xy_front
+
+
 def reprojection_chain(points: torch.Tensor, focal: torch.Tensor, principal_point: torch.Tensor, target: torch.Tensor,
                        weight: torch.Tensor, scale: torch.Tensor, sigma: float, d_log_focal: bool = False,
                        min_depth: float = 1e-3) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
@@ -30,43 +46,64 @@ def reprojection_chain(points: torch.Tensor, focal: torch.Tensor, principal_poin
     Returns:
         r (B, M, 2); C (B, M, 2, 3) = ∂r_m/∂P_m (so ∂r/∂x = C ∂P/∂x); the focal column (B, M, 2, 1) or None.
     """
-    z_raw = points[..., 2]
-    z = z_raw.clamp(min=min_depth)
-    inv_z = 1.0 / z
-    xy = points[..., :2] * inv_z[..., None]
-    uv = xy * focal[:, None] + principal_point[:, None]
-    e = (uv - target) * scale[:, None, None]  # (B, M, 2) normalised pixels
-    d2 = e.pow(2).sum(-1, keepdim=True)  # (B, M, 1)
-    den = (sigma * sigma + d2).rsqrt()  # 1/√(σ² + d²)
-    a = weight.clamp(min=0).sqrt()[..., None] * sigma * den  # (B, M, 1)
-    r = a * e  # (B, M, 2)
-    # chain rule per point, folded into one 2x3 matrix C: ∂r/∂e = a (I − den² e eᵀ); ∂e/∂uv = scale;
-    # ∂uv/∂P = diag(f/z) [I₂ | −P_xy/z] (the clamped depth has no derivative)
-    k = focal[:, None] * inv_z[..., None] * scale[:, None, None]  # (B, M, 2): ∂e/∂P_xy (diagonal)
+    uv, e, den, a, r, k, xy_front = _geman_mcclure(points, focal, principal_point, target, weight, scale, sigma,
+                                                   min_depth)
+    # chain rule per point, folded into one 2x3 matrix C: ∂r/∂e = A = a (I − den² e eᵀ); ∂e/∂uv = scale;
+    # ∂uv/∂P = diag(f/z) [I₂ | −P_xy/z]
     A = a[..., None] * (torch.eye(2, dtype=e.dtype, device=e.device) - (den.pow(2) * e)[..., None] * e[..., None, :])
     Ak = A * k[..., None, :]  # (B, M, 2, 2)
-    front = (z_raw > min_depth).to(points.dtype)
-    C = torch.cat([Ak, -(Ak @ (xy * front[..., None])[..., None])], -1)  # (B, M, 2, 3)
+    C = torch.cat([Ak, -(Ak @ xy_front[..., None])], -1)  # (B, M, 2, 3)
     Jf = None
     if d_log_focal:  # ∂uv/∂log f = uv − principal point
         Jf = (A * scale[:, None, None, None]) @ (uv - principal_point[:, None])[..., None]
     return r, C, Jf
 
 
-def bend_normal(body_pose: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def reprojection_gradient(points: torch.Tensor, focal: torch.Tensor, principal_point: torch.Tensor,
+                          target: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, sigma: float,
+                          d_log_focal: bool = False, min_depth: float = 1e-3) -> tuple:
+    """The residuals of :func:`reprojection_chain` and v = Cᵀr per point, without forming C.
+
+    A = ∂r/∂e is symmetric and A r = a² σ² den² e (since eᵀr = a d² and 1 − den² d² = σ² den²), so
+    Cᵀr = [k ⊙ Ar, −xyᵀ(k ⊙ Ar)] and the focal's g = Σ_m scale (uv − pp)ᵀ A r: what L-BFGS's gradient needs
+    in a third of the operations. Same arguments; returns r (B, M, 2), v (B, M, 3), and g of log focal
+    (B, 1) or None.
+    """
+    uv, e, den, a, r, k, xy_front = _geman_mcclure(points, focal, principal_point, target, weight, scale, sigma,
+                                                   min_depth)
+    Ar = r * (a * den.square()) * (sigma * sigma)  # (B, M, 2)
+    v_xy = k * Ar
+    v = torch.cat([v_xy, -(xy_front * v_xy).sum(-1, keepdim=True)], -1)
+    g_focal = None
+    if d_log_focal:
+        g_focal = ((uv - principal_point[:, None]) * Ar).sum((1, 2))[:, None] * scale[:, None]
+    return r, v, g_focal
+
+
+def bend_normal(body_pose: torch.Tensor, hessian: bool = True) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
     """SMPLify's bend prior and its normal equations: (B, ≥63) -> f (B,), g = Jᵀr (B, 63), and H = JᵀJ as
-    its diagonal (B, 63).
+    its diagonal (B, 63) (None without ``hessian``).
 
     Residuals r_i = exp(s_i θ_i), one per bent joint axis (elbows, knees), so J is s_i r_i at entry i
     alone: g_i = s_i r_i², H_ii = r_i² (zero elsewhere).
     """
-    sign = body_pose.new_tensor(BEND_SIGN)
-    r2 = torch.exp(2 * body_pose[:, list(BEND_INDEX)] * sign)  # (B, 4): r_i²
-    g = body_pose.new_zeros(body_pose.shape[0], 63)
-    H = torch.zeros_like(g)
-    g[:, list(BEND_INDEX)] = sign * r2
-    H[:, list(BEND_INDEX)] = r2
+    index, sign = _bend_tables(body_pose)
+    r2 = torch.exp(body_pose.index_select(1, index) * (2 * sign))  # (B, 4): r_i²
+    g = body_pose.new_zeros(body_pose.shape[0], 63).index_copy_(1, index, sign * r2)
+    H = torch.zeros_like(g).index_copy_(1, index, r2) if hessian else None
     return r2.sum(-1), g, H
+
+
+_BEND_TABLES = {}
+
+
+def _bend_tables(like: torch.Tensor) -> tuple:
+    """BEND_INDEX and BEND_SIGN as tensors on ``like``'s device and dtype (made once each)."""
+    key = (like.device, like.dtype)
+    if key not in _BEND_TABLES:
+        _BEND_TABLES[key] = (torch.tensor(BEND_INDEX, device=like.device),
+                             torch.tensor(BEND_SIGN, dtype=like.dtype, device=like.device))
+    return _BEND_TABLES[key]
 
 
 def has_least_squares_form(prior) -> bool:
@@ -75,7 +112,7 @@ def has_least_squares_form(prior) -> bool:
     return name in ("none", "bend") or (name == "gmm" and getattr(prior, "mode", "max") == "max")
 
 
-def pose_prior_normal(prior, pose: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
+def pose_prior_normal(prior, pose: torch.Tensor, hessian: bool = True) -> Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
     """A pose prior's nll f and its Gauss-Newton normal equations, g = ½∇f, H ≈ ½∇²f.
 
     * no prior: f = 0 (g, H None);
@@ -83,7 +120,8 @@ def pose_prior_normal(prior, pose: torch.Tensor) -> Tuple[torch.Tensor, Optional
       d = θ − μ_k, so g = ½ Σ_k⁻¹ d and H = ½ Σ_k⁻¹ exactly (a precomputed matrix per component:
       no residual Jacobian is formed);
     * SMPLify's bend prior (:func:`bend_normal`): H is diagonal and returned as (B, 63).
-    Args: pose (B, 63). Returns f (B,), g (B, 63), H (B, 63, 63) or its diagonal (B, 63). Raises
+    Args: pose (B, 63); hessian: False lets H be None where g does not need it (the bend prior).
+    Returns f (B,), g (B, 63), H (B, 63, 63) or its diagonal (B, 63). Raises
     ValueError for a prior without that form (see :func:`has_least_squares_form`).
     """
     B = pose.shape[0]
@@ -91,7 +129,7 @@ def pose_prior_normal(prior, pose: torch.Tensor) -> Tuple[torch.Tensor, Optional
     if name == "none":
         return pose.new_zeros(B), None, None
     if name == "bend":
-        return bend_normal(pose)
+        return bend_normal(pose, hessian)
     if not has_least_squares_form(prior):
         raise ValueError(f"pose prior {name!r} has no least-squares form")
     comp = prior.component_nll(pose[:, :63])  # (B, K)

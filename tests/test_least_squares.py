@@ -235,3 +235,25 @@ def test_lbfgs_takes_analytic_gradients_where_the_objective_is_least_squares():
         assert p.optimizer == q.optimizer == "lbfgs" and not p.failed
         assert np.allclose(p.loss_curve, q.loss_curve, rtol=1e-3, atol=1e-2)
         assert np.allclose(p.body_pose, q.body_pose, atol=1e-3)
+
+
+def test_reprojection_gradient_is_the_chain_matrix_applied_to_the_residuals():
+    """L-BFGS's v = Cᵀr and focal gradient without forming C, including a point behind the depth clamp."""
+    from smplify.residuals import reprojection_chain, reprojection_gradient
+
+    g = torch.Generator().manual_seed(5)
+    B, M = 2, 6
+    P = torch.randn(B, M, 3, generator=g, dtype=torch.float64) * 0.4 + torch.tensor([0.0, 0.0, 3.0], dtype=torch.float64)
+    P[1, 2, 2] = -0.5  # behind the camera: clamped depth, no derivative through z
+    focal = torch.tensor([[500.0, 520.0], [800.0, 800.0]], dtype=torch.float64)
+    pp = torch.tensor([[250.0, 250.0], [400.0, 300.0]], dtype=torch.float64)
+    target = torch.rand(B, M, 2, generator=g, dtype=torch.float64) * 500
+    w = torch.rand(B, M, generator=g, dtype=torch.float64) * 2
+    w[0, 1] = 0.0
+    scale = torch.tensor([0.5, 1.5], dtype=torch.float64)
+    r, C, Jf = reprojection_chain(P, focal, pp, target, w, scale, 100.0, d_log_focal=True)
+    r2, v, gf = reprojection_gradient(P, focal, pp, target, w, scale, 100.0, d_log_focal=True)
+    assert torch.equal(r, r2)
+    assert torch.allclose(v, (C.transpose(-1, -2) @ r[..., None])[..., 0], atol=1e-12)
+    assert torch.allclose(gf[:, 0], (Jf[..., 0] * r).sum((1, 2)), atol=1e-12)
+    assert reprojection_gradient(P, focal, pp, target, w, scale, 100.0)[2] is None

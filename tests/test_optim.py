@@ -109,3 +109,20 @@ def test_lbfgs_records_a_loss_trace_that_never_rises():
     assert r.trace.shape[0] == 3 and r.trace.shape[1] >= 5
     assert (r.trace[:, 1:] <= r.trace[:, :-1] + 1e-6).all()
     assert torch.allclose(r.trace[:, -1], r.f)
+
+
+def test_lbfgs_goes_on_from_a_previous_runs_memory():
+    """Two runs joined by ``memory`` take the same steps as one run of both lengths; without the memory
+    the second run starts over from a steepest-descent step."""
+    H, b = (t.double() for t in _quadratics(3, seed=6))
+    f = lambda x, rows=None: _q(x, H, b, rows)
+    x0 = torch.zeros(3, 6, dtype=torch.float64)
+    whole = lbfgs(f, x0, max_iter=8, history=10, ftol=0, gtol=0)
+    first = lbfgs(f, x0, max_iter=4, history=10, ftol=0, gtol=0)
+    second = lbfgs(f, first.x, max_iter=4, history=10, ftol=0, gtol=0, memory=first.memory)
+    assert torch.allclose(second.x, whole.x, rtol=1e-10, atol=1e-12)
+    fresh = lbfgs(f, first.x, max_iter=4, history=10, ftol=0, gtol=0)
+    assert not torch.allclose(fresh.x, whole.x, rtol=1e-6, atol=1e-9)
+    # a memory longer than the history keeps its newest pairs
+    short = lbfgs(f, first.x, max_iter=4, history=2, ftol=0, gtol=0, memory=first.memory)
+    assert torch.isfinite(short.x).all() and (short.f <= first.f + 1e-12).all()

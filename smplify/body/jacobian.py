@@ -35,22 +35,24 @@ from .kinematics import _SKEW, pose_features
 def rotation_and_right_jacobian(rotvec: torch.Tensor) -> tuple:
     """Rotation matrix and right Jacobian of the rotation-vector exponential: (..., 3) -> two (..., 3, 3).
 
-    With K = [θ]× and t = |θ|: R = I + (sin t / t) K + ((1 − cos t)/t²) K², J_r = I − ((1 − cos t)/t²) K
-    + ((t − sin t)/t³) K² (Taylor series below t = 1e-3). One pass shares t, its sine and cosine, K and K²
-    (the Jacobian's hot path needs both for every rotated joint).
+    With K = [θ]× and t = |θ|: R = I + a K + b K², J_r = I − b K + c K², a = sin t / t,
+    b = (1 − cos t)/t² = ½ (sin(t/2) / (t/2))² (no cancellation at small t), c = (t − sin t)/t³. t is
+    clamped at 1e-6 (c, which does cancel, then multiplies K² of size t², so its error stays below float
+    precision). One pass shares t, the sines, K and K² (the Jacobian's hot path needs both for every
+    rotated joint); written with few tensor operations, as at batch size 1 each costs more than its arithmetic.
     """
-    t2 = rotvec.pow(2).sum(-1, keepdim=True)[..., None]  # (..., 1, 1)
-    small = t2 < 1e-6
-    t2s = torch.where(small, torch.ones_like(t2), t2)
-    ts = t2s.sqrt()
-    sin, cos = ts.sin(), ts.cos()
-    a = torch.where(small, 1.0 - t2 / 6.0, sin / ts)
-    b = torch.where(small, 0.5 - t2 / 24.0, (1 - cos) / t2s)
-    c = torch.where(small, 1.0 / 6.0 - t2 / 120.0, (ts - sin) / (t2s * ts))
+    t2 = (rotvec * rotvec).sum(-1)[..., None, None]  # (..., 1, 1)
+    ts = t2.clamp(min=1e-12).sqrt()
+    sin = ts.sin()
+    a = sin / ts
+    b = (0.5 * ts).sin().div(ts).square().mul(2.0)
+    c = (ts - sin) / (ts * ts * ts)
     K = (rotvec @ _SKEW.to(rotvec)).unflatten(-1, (3, 3))
     K2 = K @ K
     eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device)
-    return eye + a * K + b * K2, eye - b * K + c * K2
+    R = torch.addcmul(torch.addcmul(eye, a, K), b, K2)
+    Jr = torch.addcmul(torch.addcmul(eye, b, K, value=-1.0), c, K2)
+    return R, Jr
 
 
 class PointJacobian:
@@ -64,6 +66,8 @@ class PointJacobian:
     def __init__(self, body, rotated: Sequence[int] = tuple(range(22))):
         self.body = body
         self.rotated = torch.tensor(list(rotated))
+        # the rotated joints as a slice where they are the first A (no gather then)
+        self.rotated_at = slice(0, len(rotated)) if list(rotated) == list(range(len(rotated))) else self.rotated
         parents = body.tree.parents
         J = len(parents)
         self.J = J
@@ -78,9 +82,8 @@ class PointJacobian:
         S = body.num_betas
         self.S = S
         D = body.tree.offset_matrix.to(body.J_template)
-        par = torch.tensor([max(p, 0) for p in parents])
-        self.parent = par
-        self.root_mask = torch.tensor([p < 0 for p in parents])
+        self.parent_or_eye = torch.tensor([p + 1 for p in parents])  # index into [I, G_0, G_1, ...]: the root's is I
+        self.eye = torch.eye(3).reshape(1, 1, 3, 3)
         self.offset_shapedirs = torch.einsum("ij,jxs->ixs", D, body.J_shapedirs)  # (J, 3, S)
         L, K = body.lm_weight.shape
         self.L = L
@@ -130,7 +133,7 @@ class PointJacobian:
         B = global_orient.shape[0]
         J, A = self.J, len(self.rotated)
         rot = torch.cat([global_orient.reshape(B, 1, 3), body_pose.reshape(B, -1, 3)], 1)  # root + body joints
-        ra = self.rotated
+        ra = self.rotated_at
         R, Jr = rotation_and_right_jacobian(rot)
         rotmats, betas, g_pos, g_rot, skin_t = body._pose(global_orient, body_pose, betas, transl, rotmats=R)
         # the rotated joints' columns: Z_a = G_a J_r(θ_a); a point's derivative is Z_a[:, c] × Q
@@ -140,7 +143,7 @@ class PointJacobian:
         Qj = (g_pos[:, :, None] - pa[:, None]) * self.anc_rot[None, :, :, None]  # (B, J, A, 3)
         dj_beta = None
         if with_betas:  # shape: ∂p_i/∂β = Σ_{a ∈ anc*(i)} G_parent(a) (offset shape directions of a)
-            Gp = torch.where(self.root_mask[None, :, None, None], torch.eye(3, dtype=g_rot.dtype, device=g_rot.device), g_rot[:, self.parent])
+            Gp = torch.cat([self.eye.expand(B, 1, 3, 3), g_rot], 1)[:, self.parent_or_eye]  # G_parent(j), I for the root
             V = Gp @ self.offset_shapedirs  # (B, J, 3, S)
             dj_beta = (self.anc @ V.reshape(B, J, -1)).view(B, J, 3, -1)  # (B, J, 3, S): Σ_a anc[i, a] V_a
         if self.L:
@@ -193,15 +196,21 @@ def rotation_columns(Z: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
 def rotation_vjp(Z: torch.Tensor, Q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """vᵀ ∂points/∂(joint rotations) without forming the columns: (B, A·3).
 
-    Σ_n v_n · (Z_a[:, c] × Q_na) = Z_a[:, c] · Σ_n (Q_na × v_n), so one cross product per (point,
-    joint) and one 3x3 product per joint. Args: Z (B, A, 3, 3), Q (B, N, A, 3) as in
-    :meth:`PointJacobian.moments`; v (B, N, 3).
+    Σ_n v_n · (Z_a[:, c] × Q_na) = Z_a[:, c] · w_a with w_a = Σ_n Q_na × v_n, and w_a's component i is
+    ε_ijk O_a[j, k] for O_a = Σ_n Q_na v_nᵀ: one batched product for every O_a, one with the
+    Levi-Civita matrix for the cross products, one 3x3 product per joint. Args: Z (B, A, 3, 3), Q
+    (B, N, A, 3) as in :meth:`PointJacobian.moments`; v (B, N, 3).
     """
     B, N, A = Q.shape[:3]
-    qx, qy, qz = Q.unbind(-1)  # (B, N, A)
-    vx, vy, vz = v[:, :, None].unbind(-1)  # (B, N, 1)
-    w = torch.stack([(qy * vz - qz * vy).sum(1), (qz * vx - qx * vz).sum(1), (qx * vy - qy * vx).sum(1)], -1)  # (B, A, 3)
+    O = Q.reshape(B, N, A * 3).transpose(1, 2) @ v  # (B, A·3, 3): [a, j, k] = Σ_n Q_naj v_nk
+    w = O.reshape(B, A, 9) @ _EPSILON.to(O)  # (B, A, 3)
     return (w[:, :, None] @ Z)[:, :, 0].reshape(B, A * 3)  # [a, c] = w_a · Z_a[:, c]
+
+
+_EPSILON = torch.zeros(9, 3)  # [3j + k, i] = ε_ijk
+for _i, _j, _k in ((0, 1, 2), (1, 2, 0), (2, 0, 1)):
+    _EPSILON[3 * _j + _k, _i], _EPSILON[3 * _k + _j, _i] = 1.0, -1.0
+del _i, _j, _k
 
 
 def rigid_moments(global_orient: torch.Tensor, transl: torch.Tensor, local: torch.Tensor, root: torch.Tensor) -> tuple:

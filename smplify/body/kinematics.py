@@ -92,9 +92,8 @@ class KinematicTree:
             if p >= 0:
                 D[j, p] = -1.0
         self.offset_matrix = D
-        self.identity_row = torch.eye(3, 4).reshape(1, 1, 3, 4)
-        self.last_col = torch.zeros(3, 4)
-        self.last_col[:, 3] = 1.0
+        self.identity = torch.eye(4).reshape(1, 1, 4, 4)  # the transform that pointers past the root reach
+        self.bottom_row = self.identity[..., 3:, :]  # (1, 1, 1, 4): [0, 0, 0, 1]
 
 
 def forward_kinematics(rotmats: torch.Tensor, joints_rest: torch.Tensor, tree: KinematicTree):
@@ -110,16 +109,16 @@ def forward_kinematics(rotmats: torch.Tensor, joints_rest: torch.Tensor, tree: K
     """
     B, J = joints_rest.shape[:2]
     if tree.offset_matrix.dtype != joints_rest.dtype or tree.offset_matrix.device != joints_rest.device:
-        for k in ("offset_matrix", "identity_row", "last_col"):
+        for k in ("offset_matrix", "identity", "bottom_row"):
             setattr(tree, k, getattr(tree, k).to(joints_rest))
-    # local transforms [R_j | J_j − J_parent] (the root keeps its absolute position), + identity
+    # local homogeneous transforms [R_j, J_j − J_parent; 0, 1] (the root keeps its absolute position),
+    # + one identity at index J (4x4 products: one operation a step, fewer than composing 3x4 blocks)
     offs = tree.offset_matrix @ joints_rest
-    T = torch.cat([torch.cat([rotmats, offs.unsqueeze(-1)], -1), tree.identity_row.expand(B, 1, 3, 4)], 1)
-    last_col = tree.last_col
+    T = torch.cat([torch.cat([torch.cat([rotmats, offs.unsqueeze(-1)], -1), tree.bottom_row.expand(B, J, 1, 4)], -2),
+                   tree.identity.expand(B, 1, 4, 4)], 1)  # (B, J + 1, 4, 4)
     for idx in tree.steps:
-        Tp = T[:, idx]
-        T = Tp[..., :3] @ T + Tp * last_col  # compose with the ancestor transform
-    g_rot, g_pos = T[:, :J, :, :3], T[:, :J, :, 3]
+        T = T[:, idx] @ T  # compose with the ancestor transform
+    g_rot, g_pos = T[:, :J, :3, :3], T[:, :J, :3, 3]
     skin_t = g_pos - (g_rot @ joints_rest.unsqueeze(-1)).squeeze(-1)
     return g_pos, g_rot, skin_t
 

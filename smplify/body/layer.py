@@ -91,11 +91,10 @@ class BodyModel(nn.Module):
         """Kinematics shared by every forward. ``rotmats``: the local rotations of the root and the body
         joints given in body_pose, if the caller has them already (the hands' stay the identity)."""
         B = global_orient.shape[0]
-        rot = torch.cat([global_orient.reshape(B, 1, 3), _as_body_pose(body_pose)], 1)
         if rotmats is None:
-            rotmats = fast_rodrigues(rot)
-        elif rotmats.shape[1] < rot.shape[1]:
-            pad = torch.eye(3, dtype=rotmats.dtype, device=rotmats.device).expand(B, rot.shape[1] - rotmats.shape[1], 3, 3)
+            rotmats = fast_rodrigues(torch.cat([global_orient.reshape(B, 1, 3), _as_body_pose(body_pose)], 1))
+        elif rotmats.shape[1] < NUM_JOINTS:  # the joints not given (the hands) keep the identity
+            pad = torch.eye(3, dtype=rotmats.dtype, device=rotmats.device).expand(B, NUM_JOINTS - rotmats.shape[1], 3, 3)
             rotmats = torch.cat([rotmats, pad], 1)
         if betas is None:
             betas = global_orient.new_zeros(B, self.num_betas)
