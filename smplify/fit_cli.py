@@ -27,7 +27,9 @@ def add_fit_options(p) -> None:
     p.add_argument("--focal", type=float, help="focal length in pixels (default: EXIF, else a 55° field of view)")
     p.add_argument("--optimize-focal", action="store_true", help="refine the focal length too")
     p.add_argument("--no-flip-test", action="store_true", help="do not also try the body turned around")
-    p.add_argument("--init", default="mean", choices=["mean", "regressor"], help="starting point")
+    p.add_argument("--init", default=FitConfig.init, choices=["mean", "regressor"],
+                   help=f"starting point: the learned regressor's estimate, or the prior's mean pose (SMPLify's "
+                        f"start and schedule); default {FitConfig.init}")
     p.add_argument("--device", default="cpu", help="torch device of the optimisation, e.g. cuda (default: cpu)")
 
 

@@ -21,7 +21,7 @@ from .config import FitConfig, Stage
 from .objective import REFERENCE_SCALE, bend_term, depth_term, focal_term, reprojection_term, shape_term
 from .body.jacobian import PointJacobian, rigid_moments, rotation_columns, rotation_vjp
 from .optim import adam, lbfgs, levenberg_marquardt, normal_equations
-from .residuals import bend_normal, has_least_squares_form, pose_prior_normal, reprojection_chain
+from .residuals import bend_normal, has_least_squares_form, pose_prior_normal, reprojection_chain, reprojection_gradient
 
 TORSO_JOINTS = (1, 2, 16, 17)  # left/right hip, left/right shoulder
 FACING_CAMERA = (math.pi, 0.0, 0.0)  # body Y-up/+Z-facing -> OpenCV camera, facing the camera
@@ -179,6 +179,7 @@ class Fitter:
         self.analytic_gradients = (self.config.analytic_gradients and not self.latent
                                    and has_least_squares_form(prior) and not getattr(self.body, "has_posedirs", False))
         self._shared_start = None  # start_pose='shared': computed on first use, once per fitter
+        self._moved_by = None  # (N points, 21 body joints) bool: the point moves with the joint's rotation
         self.pose_dim = int(prior.latent_dim) if self.latent else 63
         nb = body.num_betas
         self.slices = {"transl": slice(0, 3), "global_orient": slice(3, 6),
@@ -338,37 +339,38 @@ class Fitter:
         M = P.shape[1]
         focal = batch["focal"] * torch.exp(x[:, sl["focal"]])
         w = batch["w_torso"] if stage.torso_only else batch["w"]
-        r, C, Jf = reprojection_chain(P, focal, batch["pp"], batch["xy"], w, batch["scale"], c.sigma,
-                                      d_log_focal="focal" in groups)
         at, offset = {}, 0  # where each free group's columns sit
         for gname in groups:
             n = sl[gname].stop - sl[gname].start
             at[gname], offset = slice(offset, offset + n), offset + n
         rot = lambda t, gname: t[..., :3] if gname == "global_orient" else t[..., -63:]  # the root first, if rotated
         if hessian:  # the free columns of ∂r/∂x = C ∂P/∂x, then g = Jᵀr, H = JᵀJ
+            r, C, Jf = reprojection_chain(P, focal, batch["pp"], batch["xy"], w, batch["scale"], c.sigma,
+                                          d_log_focal="focal" in groups)
             d_rot = rotation_columns(Z, Q) if {"global_orient", "pose"} & set(groups) else None
             cols = {"transl": lambda: C, "global_orient": lambda: C @ rot(d_rot, "global_orient"),
                     "pose": lambda: C @ rot(d_rot, "pose"), "betas": lambda: C @ d_beta, "focal": lambda: Jf}
             J = torch.cat([cols[gname]() for gname in groups], -1).reshape(B, 2 * M, offset)
             g, H = normal_equations(r.reshape(B, 2 * M), J)
         else:  # only g = Jᵀr, as vᵀ ∂P/∂x with v = Cᵀr per point: no Jacobian is formed
-            v = (C.transpose(-1, -2) @ r[..., None])[..., 0]  # (B, M, 3)
+            r, v, g_focal = reprojection_gradient(P, focal, batch["pp"], batch["xy"], w, batch["scale"], c.sigma,
+                                                  d_log_focal="focal" in groups)
             g_rot = rotation_vjp(Z, Q, v) if {"global_orient", "pose"} & set(groups) else None
             parts = {"transl": lambda: v.sum(1), "global_orient": lambda: rot(g_rot, "global_orient"),
                      "pose": lambda: rot(g_rot, "pose"),
-                     "betas": lambda: (v[:, :, None] @ d_beta)[:, :, 0].sum(1),
-                     "focal": lambda: (Jf[..., 0] * r).sum((1, 2))[:, None]}
+                     "betas": lambda: (v.reshape(B, 1, 3 * M) @ d_beta.reshape(B, 3 * M, -1))[:, 0],
+                     "focal": lambda: g_focal}
             g, H = torch.cat([parts[gname]() for gname in groups], -1), None
         f = r.pow(2).sum((1, 2))
 
         def add(name, weight, term):
             """f += weight·fv; the group's blocks of g and H (if it is free) += weight·gv, weight·Hv, where
-            ``term() -> (fv, gv, Hv)`` (Hv (B, n, n), or (B, n) for a diagonal) runs only for a non-zero weight."""
-            nonlocal f
+            ``term() -> (fv, gv, Hv)`` (Hv (B, n, n), or (B, n) for a diagonal; None when H is not formed)
+            runs only for a non-zero weight."""
             if weight == 0:
                 return
             fv, gv, Hv = term()
-            f = f + weight * fv
+            f.add_(fv, alpha=weight)
             if name not in at or gv is None:
                 return
             s_ = at[name]
@@ -379,14 +381,15 @@ class Fitter:
         def depth():
             dz = x[:, 2] - batch["transl0"][:, 2]
             return dz.pow(2), torch.stack([torch.zeros_like(dz), torch.zeros_like(dz), dz], 1), \
-                x.new_tensor([0.0, 0.0, 1.0]).expand(B, 3)
+                x.new_tensor([0.0, 0.0, 1.0]).expand(B, 3) if hessian else None
 
         lf = x[:, sl["focal"]]
-        add("pose", stage.pose_prior, lambda: pose_prior_normal(self.prior, pose))
-        add("pose", stage.bend, lambda: bend_normal(pose))
-        add("betas", stage.shape, lambda: (betas.pow(2).sum(-1), betas, torch.ones_like(betas)))
+        add("pose", stage.pose_prior, lambda: pose_prior_normal(self.prior, pose, hessian))
+        add("pose", stage.bend, lambda: bend_normal(pose, hessian))
+        add("betas", stage.shape, lambda: (betas.pow(2).sum(-1), betas, torch.ones_like(betas) if hessian else None))
         add("transl", stage.depth, depth)
-        add("focal", c.focal_weight, lambda: (lf.pow(2).sum(-1), lf, torch.ones_like(lf)))
+        if c.optimize_focal or "focal" in groups:  # else log focal is 0 throughout and so is its term
+            add("focal", c.focal_weight, lambda: (lf.pow(2).sum(-1), lf, torch.ones_like(lf) if hessian else None))
         return f, g, H
 
     def _total(self, terms, stage: Stage):
@@ -426,8 +429,8 @@ class Fitter:
                "focal": focal, "pp": pp, "visible": vis}
         return {k: v.to(self.device) for k, v in out.items()}
 
-    def _regressor_initial(self, batch, turned: bool) -> torch.Tensor:
-        """Start from the regressor's estimate (optionally turned 180° about the camera's vertical)."""
+    def _regressor_initial(self, batch) -> torch.Tensor:
+        """Start from the regressor's estimate (see :meth:`_turned` for the other facing)."""
         from .regressor.train import predict
 
         index, w = batch["index"], batch["w"]
@@ -438,14 +441,13 @@ class Fitter:
         p = predict(self.regressor, self.body, index, batch["xy"], w, batch["focal"], batch["pp"])
         B = p["global_orient"].shape[0]
         x = torch.zeros(B, self.dim, device=self.device)
-        go = p["global_orient"]
-        if turned:
-            import roma
-
-            Ry = roma.rotvec_to_rotmat(x.new_tensor([0.0, math.pi, 0.0])).expand(B, 3, 3)
-            go = roma.rotmat_to_rotvec(Ry @ roma.rotvec_to_rotmat(go))
-        x[:, self.slices["global_orient"]] = go
-        x[:, self.slices["pose"]] = self.prior.encode_mean(p["body_pose"]) if self.latent else p["body_pose"]
+        pose = p["body_pose"]
+        if self.config.unseen_joints_from_prior:  # no evidence for a joint's rotation: the prior's mean, not a guess
+            unseen = self._unseen_joints(batch["index"], batch["w"])  # (B, 21)
+            mean = self._mean_pose63().to(pose).view(1, 21, 3)
+            pose = torch.where(unseen[..., None], mean, pose.view(B, 21, 3)).reshape(B, 63)
+        x[:, self.slices["global_orient"]] = p["global_orient"]
+        x[:, self.slices["pose"]] = self.prior.encode_mean(pose) if self.latent else pose
         x[:, self.slices["betas"]] = p["betas"][:, : self.body.num_betas]
         x[:, self.slices["transl"]] = p["transl"]
         bad = ~torch.isfinite(x).all(-1) | (x[:, 2] < 0.1)
@@ -453,11 +455,47 @@ class Fitter:
         x[bad, 2] = 5.0
         return x
 
-    def _initial(self, inputs, batch, orient) -> torch.Tensor:
-        """Start: prior mean pose, mean shape, translation by similar triangles (or the regressor)."""
-        if self.regressor is not None and self.config.init == "regressor":
+    def _unseen_joints(self, index: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """(B, 21) bool: body joint j (SMPL joints 1-21) has no visible keypoint that its rotation moves.
+
+        A keypoint counts for joint j when it is a joint below j in the tree, or a landmark that moves
+        at least half with j's subtree (its skinning weights there sum to ≥ 0.5). index, w: (B, M)
+        body points and weights of the keypoints (w = 0: missing)."""
+        if self._moved_by is None:
+            pj = self._point_jacobian(tuple(range(22)))
+            J = pj.J
+            joints = pj.anc[:, 1:22] * (1 - torch.eye(J, device=pj.anc.device)[:, 1:22])  # (J, 21) strict ancestors
+            lms = (pj.lm_c @ pj.anc[:, 1:22] >= 0.5).to(joints) if pj.L else joints.new_zeros(0, 21)
+            self._moved_by = torch.cat([joints, lms]) > 0  # (N, 21)
+        moved = self._moved_by[index] & (w > 0)[..., None]  # (B, M, 21)
+        return ~moved.any(1)
+
+    def _mean_pose63(self) -> torch.Tensor:
+        """(63,) axis-angle start pose (:meth:`_mean_pose`; decoded where the fit is in a latent space)."""
+        if self.latent:
             with torch.no_grad():
-                return self._regressor_initial(batch, orient == TURNED_AROUND)
+                return self.prior.decode(self._mean_pose().to(self.device).view(1, -1)).reshape(63)
+        return self._mean_pose()
+
+    def _turned(self, x: torch.Tensor) -> torch.Tensor:
+        """The start x turned 180° about the camera's vertical axis through the root (the flip test's
+        other facing of a regressor start; the root, and so the translation, stay where they are)."""
+        import roma
+
+        x = x.clone()
+        go = x[:, self.slices["global_orient"]]
+        Ry = roma.rotvec_to_rotmat(x.new_tensor([0.0, math.pi, 0.0])).expand(len(x), 3, 3)
+        x[:, self.slices["global_orient"]] = roma.rotmat_to_rotvec(Ry @ roma.rotvec_to_rotmat(go))
+        return x
+
+    def _initial(self, inputs, batch, orient, start: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Start: prior mean pose, mean shape, translation by similar triangles (or the regressor).
+        ``start``: the regressor start already computed for the other facing (it is turned, not re-run)."""
+        if self.regressor is not None and self.config.init == "regressor":
+            if start is None:
+                with torch.no_grad():
+                    start = self._regressor_initial(batch)
+            return self._turned(start) if orient == TURNED_AROUND else start
         B = len(inputs)
         x = torch.zeros(B, self.dim)
         x[:, self.slices["global_orient"]] = torch.tensor(orient)
@@ -481,7 +519,10 @@ class Fitter:
         return x
 
     # ---- optimisation ------------------------------------------------------------------
-    def _run_stages(self, x: torch.Tensor, batch: dict, optimizer: str, stages: Sequence[Stage]):
+    def _run_stages(self, x: torch.Tensor, batch: dict, optimizer: str, stages: Sequence[Stage], memory=None):
+        """Run ``stages`` from x. ``memory``: L-BFGS's curvature pairs from a previous stage over these rows
+        (see :func:`smplify.optim.lbfgs`). Returns x, iterations, converged, failed, each stage's final loss,
+        the loss curves, each stage's curve length, and the last L-BFGS stage's memory (or None)."""
         c = self.config
         B = x.shape[0]
         iters = torch.zeros(B, dtype=torch.long, device=x.device)
@@ -526,10 +567,14 @@ class Fitter:
                     r = adam(closure, x[:, free], max_iter=int(stage.iterations * c.adam_iterations_factor),
                              lr=c.adam_lr, ftol=c.ftol)
                 else:
+                    # a stage over the same variables as the last goes on with its curvature pairs
+                    same = memory is not None and c.carry_memory and torch.equal(memory["free"], free)
                     r = lbfgs(closure, x[:, free], max_iter=stage.iterations, history=c.lbfgs_history,
-                              ftol=c.ftol, max_ls=c.line_search_steps, grad_fn=grad_fn if analytic else None)
+                              ftol=c.ftol, max_ls=c.line_search_steps, grad_fn=grad_fn if analytic else None,
+                              memory=memory if same else None)
             if analytic:  # plain tensors again (inference tensors cannot enter a later autograd graph)
                 r = dataclasses.replace(r, **{k: v.clone() for k, v in vars(r).items() if isinstance(v, torch.Tensor)})
+            memory = dict(r.memory, free=free) if r.memory is not None else None
             x = fixed.index_copy(1, free, r.x)
             iters += r.iterations
             converged = r.converged & ~r.failed
@@ -539,7 +584,7 @@ class Fitter:
         curve = torch.cat(curves, 1) if curves else x.new_zeros(B, 0)
         lengths = [c.shape[1] for c in curves]  # each stage's share of the curve (the same for every row)
         return (x, iters, converged, failed, torch.stack(stage_losses, 1) if stage_losses else x.new_zeros(B, 0),
-                curve, lengths)
+                curve, lengths, memory)
 
     def _settled(self, curves, last_lengths: Sequence[int]) -> torch.Tensor:
         """(B,) bool: the last stage's loss changed by less than ``settle_tol`` (relative) over its
@@ -575,28 +620,31 @@ class Fitter:
         if c.flip_test:
             # both facings through the camera stage and the first pose stage; the better goes on
             n_flip = min(2, len(stages))
-            x1 = self._initial(inputs, batch, TURNED_AROUND)
+            x1 = self._initial(inputs, batch, TURNED_AROUND, start=x0)
             both = {k: torch.cat([v, v]) for k, v in batch.items()}
             both["transl0"] = torch.cat([x0, x1])[:, self.slices["transl"]].clone()
-            xf, itf, cvf, flf, sff, cuf, lnf = self._run_stages(torch.cat([x0, x1]), both, self.optimizer, stages[:n_flip])
+            xf, itf, cvf, flf, sff, cuf, lnf, mem = self._run_stages(torch.cat([x0, x1]), both, self.optimizer,
+                                                                     stages[:n_flip])
             fin = torch.where(flf | ~torch.isfinite(sff[:, -1]), torch.full_like(sff[:, -1], float("inf")), sff[:, -1])
             choose_flip = fin[B:] < fin[:B]
             pick = torch.arange(B, device=self.device) + B * choose_flip.long()
             x0 = torch.where(choose_flip[:, None], x1, x0)
             batch["transl0"] = both["transl0"][pick]
             x, iters, conv, failed, stage_f = xf[pick], itf[pick], cvf[pick], flf[pick], sff[pick]
-            x2, it2, conv, fl2, sf2, cu2, ln2 = self._run_stages(x, batch, self.optimizer, stages[n_flip:])
+            if mem is not None:  # the chosen facing's curvature pairs go on
+                mem = {k: (v[pick] if k in ("S", "Y", "valid", "gamma") else v) for k, v in mem.items()}
+            x2, it2, conv, fl2, sf2, cu2, ln2, _ = self._run_stages(x, batch, self.optimizer, stages[n_flip:], mem)
             x, iters, failed, stage_f = x2, iters + it2, failed | fl2, torch.cat([stage_f, sf2], 1)
             curve, lengths = torch.cat([cuf[pick], cu2], 1), lnf + ln2
         else:
-            x, iters, conv, failed, stage_f, curve, lengths = self._run_stages(x0, batch, self.optimizer, stages)
+            x, iters, conv, failed, stage_f, curve, lengths, _ = self._run_stages(x0, batch, self.optimizer, stages)
         curves, stage_lengths = list(curve.cpu()), [lengths] * B
         restarted = self._bad(x, stage_f[:, -1]) | failed
         if restarted.any():  # restart bad rows from the start with the other optimiser
             rows = restarted.nonzero().squeeze(1)
             sub = {k: v[rows] for k, v in batch.items()}
             other = {"lbfgs": "adam", "adam": "lbfgs", "lm": "lbfgs"}[self.optimizer]
-            x2, it2, cv2, fl2, sf2, cu2, ln2 = self._run_stages(x0[rows], sub, other, stages)
+            x2, it2, cv2, fl2, sf2, cu2, ln2, _ = self._run_stages(x0[rows], sub, other, stages)
             x[rows], iters[rows], conv[rows], failed[rows], stage_f[rows] = x2, iters[rows] + it2, cv2, fl2, sf2
             for j, r in enumerate(rows.tolist()):
                 curves[r], stage_lengths[r] = cu2[j].cpu(), ln2

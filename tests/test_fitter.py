@@ -78,7 +78,7 @@ def test_round_trip(body, noise, drop, median_mm, px):
     """Known body, known camera: the fit recovers the 3D joints to a small PA-MPJPE
     (median over 6 bodies; a stick figure without a pose prior keeps some depth ambiguity)."""
     truth, uv = _scene(body, 6)
-    fitter = Fitter(body, FitConfig(prior="none", stages=LIGHT), prior=ZeroPrior())
+    fitter = Fitter(body, FitConfig(prior="none", init="mean", stages=LIGHT), prior=ZeroPrior())
     res = fitter.fit(_inputs(uv, noise, drop))
     err = _pa(body, res, truth)
     assert float(err.median()) < median_mm, err
@@ -89,7 +89,7 @@ def test_batch_members_are_independent(body):
     """A hopeless sample in the batch changes nothing for the others and is never NaN."""
     truth, uv = _scene(body, 3, seed=3)
     items = _inputs(uv)
-    fitter = Fitter(body, FitConfig(prior="none", stages=LIGHT), prior=ZeroPrior())
+    fitter = Fitter(body, FitConfig(prior="none", init="mean", stages=LIGHT), prior=ZeroPrior())
     alone = [fitter.fit([it])[0] for it in (items[0], items[2])]
     bad = _inputs(uv)[1]
     bad.xy = np.full_like(bad.xy, 1e9)  # absurd keypoints
@@ -109,14 +109,14 @@ def test_flip_test_picks_the_facing_direction(body):
     g = torch.tensor([[0.0, 0.0, math.pi]])
     out = body.joints_and_landmarks(g, torch.zeros(1, 69), torch.zeros(1, 10), torch.tensor([[0.0, 0.0, 3.0]]))
     uv2 = project(out.points, torch.full((1, 2), 1000.0), torch.full((1, 2), 500.0))
-    res = Fitter(body, FitConfig(prior="none"), prior=ZeroPrior()).fit(_inputs(uv2))[0]
+    res = Fitter(body, FitConfig(prior="none", init="mean"), prior=ZeroPrior()).fit(_inputs(uv2))[0]
     assert res.flipped
     assert res.mean_error_px < 3.0
 
 
 def test_adam_optimizer_also_fits(body):
     truth, uv = _scene(body, 2, seed=7)
-    res = Fitter(body, FitConfig(prior="none", optimizer="adam"), prior=ZeroPrior()).fit(_inputs(uv))
+    res = Fitter(body, FitConfig(prior="none", init="mean", optimizer="adam"), prior=ZeroPrior()).fit(_inputs(uv))
     assert float(_pa(body, res, truth).mean()) < 60.0
 
 
@@ -135,13 +135,13 @@ def test_regressor_start_works_on_a_model_with_other_points(body):
 
 def test_loss_curve_and_converged_flag(body):
     truth, uv = _scene(body, 2, seed=11)
-    res = Fitter(body, FitConfig(prior="none", stages=LIGHT), prior=ZeroPrior()).fit(_inputs(uv))
+    res = Fitter(body, FitConfig(prior="none", init="mean", stages=LIGHT), prior=ZeroPrior()).fit(_inputs(uv))
     for r in res:
         assert len(r.loss_curve) == r.iterations or len(r.loss_curve) >= max(s.iterations for s in LIGHT)
         last = r.loss_curve[-LIGHT[-1].iterations:]
         assert last[-1] <= last[0] + 1e-6  # within a stage the loss never rises
         assert len(r.stage_iterations) == len(LIGHT) and sum(r.stage_iterations) == len(r.loss_curve)
-    f = Fitter(body, FitConfig(prior="none", stages=LIGHT), prior=ZeroPrior())
+    f = Fitter(body, FitConfig(prior="none", init="mean", stages=LIGHT), prior=ZeroPrior())
     flat, falling = torch.tensor([5.0] * 10 + [2.0] * 20), torch.linspace(5.0, 1.0, 30)
     assert f._settled([flat, falling, torch.tensor([1.0])], [20, 20, 1]).tolist() == [True, False, False]
     assert f._settled([flat, flat], [20, 4]).tolist() == [True, False]  # a last stage shorter than the window: no
@@ -175,9 +175,65 @@ def test_a_diverged_sample_is_restarted_with_the_other_optimiser(body, monkeypat
 
     truth, uv = _scene(body, 2, seed=13)
     monkeypatch.setattr(fitter_mod, "lbfgs", failing_lbfgs)
-    res = Fitter(body, FitConfig(prior="none", stages=LIGHT, flip_test=False), prior=ZeroPrior()).fit(_inputs(uv))
+    res = Fitter(body, FitConfig(prior="none", init="mean", stages=LIGHT, flip_test=False), prior=ZeroPrior()).fit(_inputs(uv))
     assert res[0].restarted and "restarted after divergence" in res[0].warnings and not res[0].failed
     assert not res[1].restarted
     for r in res:
         assert np.isfinite(r.body_pose).all() and np.isfinite(r.transl).all()
     assert res[0].mean_error_px < 30.0  # Adam from the start: a usable fit, not NaN
+
+
+def test_unseen_joints_start_at_the_prior_mean(body):
+    """Legs outside the photo: hips, knees, ankles and feet have no keypoint that their rotation moves, so a
+    regressor start leaves them at the prior's mean pose (not the regressor's guess); arms and spine stay."""
+    fitter = Fitter(body, FitConfig(prior="none", init="regressor"), prior=ZeroPrior())
+    n = len(body.point_names)
+    index = torch.arange(n)[None]
+    legs = [4, 5, 7, 8, 10, 11]  # knees, ankles, feet
+    below = [i for i in range(24, n) if body.point_names[i].startswith(("left_", "right_"))
+             and any(k in body.point_names[i] for k in ("heel", "toe", "foot", "ankle", "knee"))]
+    w = torch.ones(1, n)
+    w[0, legs + below] = 0
+    unseen = set((fitter._unseen_joints(index, w)[0].nonzero()[:, 0] + 1).tolist())  # SMPL joint numbers
+    assert {1, 2, 4, 5, 7, 8, 10, 11} <= unseen
+    assert not unseen & {3, 6, 9, 13, 14, 16, 17, 18, 19}  # spine, collars, shoulders, elbows: seen
+    assert not fitter._unseen_joints(index, torch.ones(1, n))[0, :20].any()
+    truth, uv = _scene(body, 1, seed=3)
+    inp = _inputs(uv)[0]
+    inp.confidence[legs + below] = 0
+    batch = fitter._batch([inp])
+    x = fitter._regressor_initial(batch)
+    pose = x[0, fitter.slices["pose"]].view(21, 3)
+    mean = fitter._mean_pose63().view(21, 3)
+    assert torch.equal(pose[[0, 1, 3, 4, 6, 7, 9, 10]], mean[[0, 1, 3, 4, 6, 7, 9, 10]])
+    off = Fitter(body, FitConfig(prior="none", init="regressor", unseen_joints_from_prior=False), prior=ZeroPrior())
+    assert not torch.equal(off._regressor_initial(batch)[0, fitter.slices["pose"]].view(21, 3)[[3, 4]], mean[[3, 4]])
+
+
+def test_flip_test_turns_the_regressor_start_about_the_vertical():
+    body = BodyModel(make_tiny_model(with_posedirs=False))
+    fitter = Fitter(body, FitConfig(prior="none"), prior=ZeroPrior())
+    x = torch.randn(2, fitter.dim) * 0.3
+    t = fitter._turned(x)
+    import roma
+
+    go = fitter.slices["global_orient"]
+    Ry = roma.rotvec_to_rotmat(torch.tensor([0.0, math.pi, 0.0]))
+    assert torch.allclose(roma.rotvec_to_rotmat(t[:, go]), Ry @ roma.rotvec_to_rotmat(x[:, go]), atol=1e-5)
+    rest = torch.ones(fitter.dim, dtype=torch.bool)
+    rest[go] = False
+    assert torch.equal(t[:, rest], x[:, rest])
+
+
+def test_the_schedule_follows_the_start():
+    from dataclasses import replace
+
+    from smplify.config import default_stages, regressor_stages
+
+    cfg = FitConfig()
+    assert cfg.init == "regressor" and cfg.stages == regressor_stages() and cfg.flip_test and cfg.carry_memory
+    mean = replace(cfg, init="mean")
+    assert mean.stages == default_stages() and not mean.carry_memory
+    assert replace(mean, init="regressor").stages == regressor_stages()
+    own = replace(cfg, stages=LIGHT, lbfgs_carry_memory=False)
+    assert replace(own, init="mean").stages == LIGHT and not own.carry_memory

@@ -31,7 +31,9 @@ def _add_common(p) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--optimizer", default="lbfgs", choices=["lbfgs", "adam", "lm", "auto"],
                    help="one optimiser for every prior (auto: Levenberg-Marquardt where the prior allows)")
-    p.add_argument("--init", default="mean", choices=["mean", "regressor"])
+    p.add_argument("--init", choices=["mean", "regressor"],
+                   help="start (default: the fitter's default for benchmark, the mean pose for compare-priors, "
+                        "where the priors matter most)")
     p.add_argument("--device", default="cpu", help="torch device of the optimisation, e.g. cuda")
     p.add_argument("--start-pose", choices=["prior", "shared"],
                    help="mean-init start pose: each prior's own mean, or the same (the GMM's mean) for "
@@ -42,13 +44,13 @@ def add_parser(sub) -> None:
     p = sub.add_parser("benchmark", help="synthetic benchmark with known 3D truth, one configuration")
     p.add_argument("--prior", default="gmm", choices=["none", "gmm", "vae"])
     _add_common(p)
-    p.set_defaults(func=run_benchmark, default_start_pose="prior")
+    p.set_defaults(func=run_benchmark, default_start_pose="prior", default_init=None)
     q = sub.add_parser("compare-priors", help="every prior under the same schedule: tables and plots")
     q.add_argument("--priors", default="none,gmm,vae")
     q.add_argument("--bench", default="synthetic", choices=["synthetic"])
     q.add_argument("--images", help="a folder of photos instead of the synthetic benchmark")
     _add_common(q)
-    q.set_defaults(func=run_compare, default_start_pose="shared")
+    q.set_defaults(func=run_compare, default_start_pose="shared", default_init="mean")
 
 
 def _levels(args):
@@ -72,7 +74,8 @@ def fit_config(args):
     from ..config import FitConfig
 
     start = getattr(args, "start_pose", None) or getattr(args, "default_start_pose", "prior")
-    return FitConfig(optimizer=args.optimizer, init=args.init, start_pose=start, device=getattr(args, "device", "cpu"))
+    init = getattr(args, "init", None) or getattr(args, "default_init", None) or FitConfig.init
+    return FitConfig(optimizer=args.optimizer, init=init, start_pose=start, device=getattr(args, "device", "cpu"))
 
 
 def make_fitter(prior, args):
