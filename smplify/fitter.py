@@ -19,6 +19,7 @@ from .body import BodyModel
 from .camera import Camera, project
 from .config import FitConfig, Stage
 from .objective import REFERENCE_SCALE, bend_term, depth_term, focal_term, reprojection_term, shape_term
+from .body.kinematics import fast_rodrigues, rotmat_to_rotvec
 from .body.jacobian import PointJacobian, rigid_moments, rotation_columns, rotation_vjp
 from .optim import adam, lbfgs, levenberg_marquardt, normal_equations
 from .residuals import bend_normal, has_least_squares_form, pose_prior_normal, reprojection_chain, reprojection_gradient
@@ -431,7 +432,7 @@ class Fitter:
 
     def _regressor_initial(self, batch) -> torch.Tensor:
         """Start from the regressor's estimate (see :meth:`_turned` for the other facing)."""
-        from .regressor.train import predict
+        from .regressor.model import predict
 
         index, w = batch["index"], batch["w"]
         if self.regressor_points is not None:
@@ -480,12 +481,10 @@ class Fitter:
     def _turned(self, x: torch.Tensor) -> torch.Tensor:
         """The start x turned 180° about the camera's vertical axis through the root (the flip test's
         other facing of a regressor start; the root, and so the translation, stay where they are)."""
-        import roma
-
         x = x.clone()
         go = x[:, self.slices["global_orient"]]
-        Ry = roma.rotvec_to_rotmat(x.new_tensor([0.0, math.pi, 0.0])).expand(len(x), 3, 3)
-        x[:, self.slices["global_orient"]] = roma.rotmat_to_rotvec(Ry @ roma.rotvec_to_rotmat(go))
+        Ry = fast_rodrigues(x.new_tensor([0.0, math.pi, 0.0])).expand(len(x), 3, 3)
+        x[:, self.slices["global_orient"]] = rotmat_to_rotvec(Ry @ fast_rodrigues(go))
         return x
 
     def _initial(self, inputs, batch, orient, start: Optional[torch.Tensor] = None) -> torch.Tensor:

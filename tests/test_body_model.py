@@ -1,4 +1,6 @@
 """Body model layer: our kinematics against smplx's SMPL forward on the same arrays."""
+import math
+
 import pytest
 import torch
 
@@ -88,3 +90,27 @@ def test_fast_rodrigues_matches_roma():
     g = torch.zeros(1, 3, requires_grad=True)
     fast_rodrigues(g).sum().backward()
     assert torch.isfinite(g.grad).all()
+
+
+def test_rotmat_to_rotvec_and_gram_schmidt_match_roma():
+    """The cold path's own rotation helpers (roma's import costs ~1 s) agree with roma, near 0 and π too."""
+    import roma
+
+    from smplify.body.kinematics import fast_rodrigues, rotmat_to_rotvec
+    from smplify.regressor.model import gram_schmidt
+
+    g = torch.Generator().manual_seed(3)
+    axis = torch.nn.functional.normalize(torch.randn(400, 3, generator=g, dtype=torch.float64), dim=-1)
+    angle = torch.cat([torch.rand(370, generator=g, dtype=torch.float64) * math.pi,
+                       torch.tensor([0.0, 1e-9, 1e-5, 1e-3, math.pi, math.pi - 1e-6, math.pi - 1e-3] * 4 + [2.0, 3.0],
+                                    dtype=torch.float64)])
+    v = axis * angle[:, None]
+    R = fast_rodrigues(v)
+    got = rotmat_to_rotvec(R)
+    assert torch.allclose(fast_rodrigues(got), R, atol=1e-9)  # the same rotation (±π is one rotation)
+    far = angle < math.pi - 1e-3
+    assert torch.allclose(got[far], roma.rotmat_to_rotvec(R)[far], atol=1e-7)
+    assert got.norm(dim=-1).max() <= math.pi + 1e-9
+    assert rotmat_to_rotvec(R.view(20, 20, 3, 3).float()).shape == (20, 20, 3)
+    M = torch.randn(5, 7, 3, 2, generator=g, dtype=torch.float64)
+    assert torch.allclose(gram_schmidt(M), roma.special_gramschmidt(M), atol=1e-12)

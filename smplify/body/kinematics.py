@@ -63,6 +63,34 @@ def fast_rodrigues(rotvec: torch.Tensor) -> torch.Tensor:
     return eye + a * K + b * (outer - th2[..., None] * eye)
 
 
+def rotmat_to_rotvec(R: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices (..., 3, 3) -> axis-angle (..., 3), angle in [0, π].
+
+    Through the unit quaternion by Shepperd's method (of the four closed forms, the one whose
+    denominator is largest: max of R₀₀, R₁₁, R₂₂ and the trace), as roma does; written here because
+    importing roma pulls in torch._dynamo (~1 s), and the regressor start sits on the cold path of
+    ``smplify fit photo.jpg``. Agrees with roma to float precision (tested).
+    """
+    m = R.reshape(-1, 3, 3)
+    r00, r01, r02 = m[:, 0, 0], m[:, 0, 1], m[:, 0, 2]
+    r10, r11, r12 = m[:, 1, 0], m[:, 1, 1], m[:, 1, 2]
+    r20, r21, r22 = m[:, 2, 0], m[:, 2, 1], m[:, 2, 2]
+    tr = r00 + r11 + r22
+    cand = torch.stack([  # (n, 4 cases, xyzw), each proportional to the quaternion
+        torch.stack([1 + r00 - r11 - r22, r01 + r10, r02 + r20, r21 - r12], -1),
+        torch.stack([r01 + r10, 1 + r11 - r00 - r22, r12 + r21, r02 - r20], -1),
+        torch.stack([r02 + r20, r12 + r21, 1 + r22 - r00 - r11, r10 - r01], -1),
+        torch.stack([r21 - r12, r02 - r20, r10 - r01, 1 + tr], -1)], 1)
+    pick = torch.stack([r00, r11, r22, tr], -1).argmax(-1)
+    q = cand[torch.arange(len(m), device=m.device), pick]
+    q = q / q.norm(dim=-1, keepdim=True)
+    q = torch.where(q[:, 3:] < 0, -q, q)  # w ≥ 0: the angle in [0, π]
+    s = q[:, :3].norm(dim=-1, keepdim=True)
+    angle = 2 * torch.atan2(s, q[:, 3:])
+    scale = torch.where(s > 1e-7, angle / s.clamp(min=1e-7), 2.0 / q[:, 3:].clamp(min=1e-7))
+    return (q[:, :3] * scale).reshape(R.shape[:-2] + (3,))
+
+
 class KinematicTree:
     """Index tables for forward kinematics by pointer doubling.
 

@@ -1,9 +1,10 @@
 """Learned initialisation: 2D keypoints -> SMPL pose, shape and camera.
 
 Names are resolved lazily (PEP 562), so registering the `train-regressor` command does not
-import the network code and roma (whose import pulls in torch._dynamo, about 1 s).
+import the network code; the training code imports roma (whose import pulls in torch._dynamo,
+about 1 s), which fitting does not need.
 """
-__all__ = ["KeypointRegressor", "encode_inputs", "decode_outputs", "load_regressor"]
+__all__ = ["KeypointRegressor", "encode_inputs", "decode_outputs", "load_regressor", "predict"]
 
 
 def __getattr__(name):

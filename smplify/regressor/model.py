@@ -16,9 +16,10 @@ import json
 from pathlib import Path
 from typing import Optional
 
-import roma
 import torch
 from torch import nn
+
+from ..body.kinematics import rotmat_to_rotvec
 
 NUM_ROT = 22  # global orient + 21 body joints
 
@@ -51,6 +52,15 @@ def encode_inputs(index: torch.Tensor, xy: torch.Tensor, weight: torch.Tensor, n
     return grid.flatten(1), centre, diag
 
 
+def gram_schmidt(M: torch.Tensor) -> torch.Tensor:
+    """(..., 3, 2) two 3D vectors -> (..., 3, 3) rotation: the continuous 6-D rotation representation
+    (Zhou et al. 2019), as roma's special_gramschmidt (tested equal), without importing roma here."""
+    x = M[..., 0] / M[..., 0].norm(dim=-1, keepdim=True)
+    y = M[..., 1] - (x * M[..., 1]).sum(-1, keepdim=True) * x
+    y = y / y.norm(dim=-1, keepdim=True)
+    return torch.stack([x, y, torch.linalg.cross(x, y)], -1)
+
+
 class KeypointRegressor(nn.Module):
     """MLP with residual blocks: (B, P*3) -> rotations (B, 22, 3, 3), betas (B, S), camera (B, 3)."""
 
@@ -74,7 +84,7 @@ class KeypointRegressor(nn.Module):
             h = h + blk(h)
         o = self.out(h)
         rot6 = o[:, : NUM_ROT * 6].view(-1, NUM_ROT, 3, 2)
-        R = roma.special_gramschmidt(rot6)
+        R = gram_schmidt(rot6)
         return R, o[:, NUM_ROT * 6 : NUM_ROT * 6 + self.num_betas], o[:, -3:]
 
     def config(self) -> dict:
@@ -90,12 +100,21 @@ def decode_outputs(R: torch.Tensor, betas: torch.Tensor, cam: torch.Tensor, cent
     focal, principal_point (B, 2); pelvis_rest (B, 3) the rest-pose pelvis joint for these betas.
     Returns dict of global_orient (B, 3), body_pose (B, 63), betas, transl (B, 3).
     """
-    rv = roma.rotmat_to_rotvec(R)
+    rv = rotmat_to_rotvec(R)
     depth = torch.exp(cam[:, 2]) * focal.mean(-1) / diag
     px = centre + cam[:, :2] * diag[:, None]
     pelvis = torch.cat([(px - principal_point) * depth[:, None] / focal, depth[:, None]], -1)
     return {"global_orient": rv[:, 0], "body_pose": rv[:, 1:].flatten(1), "betas": betas,
             "transl": pelvis - pelvis_rest}
+
+
+def predict(model: KeypointRegressor, body, index, xy, weight, focal, pp) -> dict:
+    """Regressor estimate of SMPL parameters (camera frame) for a batch of keypoints."""
+    with torch.no_grad():
+        feats, centre, diag = encode_inputs(index, xy, weight, model.num_points)
+        R, betas, cam = model(feats)
+        rest = body.joints_and_landmarks(R.new_zeros(len(R), 3), R.new_zeros(len(R), 63), betas).joints[:, 0]
+        return decode_outputs(R, betas, cam, centre, diag, focal, pp, rest)
 
 
 def load_regressor(path, expected_points: Optional[int] = None) -> KeypointRegressor:

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..body import BodyModel
 from ..synth import sample_scenes
-from .model import KeypointRegressor, decode_outputs, encode_inputs
+from .model import KeypointRegressor, decode_outputs, encode_inputs, predict  # noqa: F401 (predict: re-exported)
 
 
 @dataclass
@@ -76,15 +76,6 @@ def regression_loss(model: KeypointRegressor, body: BodyModel, index, xy, weight
     terms = {"rot": (R - R_gt).pow(2).sum((-1, -2)).mean(), "joints": (j_pred - j_gt).norm(dim=-1).mean() * 10,
              "betas": (betas - target["betas"]).pow(2).mean() * 0.1, "camera": (cam - cam_gt).pow(2).sum(-1).mean()}
     return terms
-
-
-def predict(model: KeypointRegressor, body: BodyModel, index, xy, weight, focal, pp) -> dict:
-    """Regressor estimate of SMPL parameters (camera frame) for a batch of keypoints."""
-    with torch.no_grad():
-        feats, centre, diag = encode_inputs(index, xy, weight, model.num_points)
-        R, betas, cam = model(feats)
-        rest = body.joints_and_landmarks(R.new_zeros(len(R), 3), R.new_zeros(len(R), 63), betas).joints[:, 0]
-        return decode_outputs(R, betas, cam, centre, diag, focal, pp, rest)
 
 
 def save_regressor(model: KeypointRegressor, path, meta: dict) -> None:
