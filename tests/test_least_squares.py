@@ -229,12 +229,16 @@ def test_lbfgs_takes_analytic_gradients_where_the_objective_is_least_squares():
     short = (Stage("camera", ("transl", "global_orient"), 5, depth=100.0, torso_only=True),
              Stage("pose", ("transl", "global_orient", "pose", "betas"), 5, pose_prior=3.0, shape=20.0, bend=5.0))
     inputs = [c.fit_input for c in cases]
-    ra = Fitter(body, FitConfig(prior="gmm", stages=short, flip_test=False)).fit(inputs)
-    rb = Fitter(body, FitConfig(prior="gmm", stages=short, flip_test=False, analytic_gradients=False)).fit(inputs)
-    for p, q in zip(ra, rb):
-        assert p.optimizer == q.optimizer == "lbfgs" and not p.failed
-        assert np.allclose(p.loss_curve, q.loss_curve, rtol=1e-3, atol=1e-2)
-        assert np.allclose(p.body_pose, q.body_pose, atol=1e-3)
+    for init in ("mean", "regressor"):
+        ra = Fitter(body, FitConfig(prior="gmm", stages=short, flip_test=False, init=init)).fit(inputs)
+        rb = Fitter(body, FitConfig(prior="gmm", stages=short, flip_test=False, analytic_gradients=False,
+                                    init=init)).fit(inputs)
+        for p, q in zip(ra, rb):
+            assert p.optimizer == q.optimizer == "lbfgs" and not p.failed
+            # float32 rounding relative to the objective's scale (a loss near 0 sums terms of hundreds)
+            scale = np.abs(q.loss_curve).max()
+            assert np.allclose(p.loss_curve, q.loss_curve, rtol=1e-3, atol=1e-4 * scale), init
+            assert np.allclose(p.body_pose, q.body_pose, atol=1e-3)
 
 
 def test_reprojection_gradient_is_the_chain_matrix_applied_to_the_residuals():
