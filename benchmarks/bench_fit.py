@@ -145,16 +145,16 @@ def main(argv=None):
         thr[name] = a.large_batch / (time.perf_counter() - t)
     rows.append([f"throughput, batch {a.large_batch}", f"{thr['lm']:.0f} fits/s", f"{thr['ours']:.0f} fits/s", "-", "-"])
     # SMPLify's own start and schedule (the mean pose, similar triangles, four stages) for comparison
-    reg = {"lm": api.make_fitter("gmm", init="mean", optimizer="lm"), "ours": api.make_fitter("gmm", init="mean")}
-    t_reg1, thr_reg = {}, {}
-    for name, f in reg.items():
+    mean_start = {"lm": api.make_fitter("gmm", init="mean", optimizer="lm"), "ours": api.make_fitter("gmm", init="mean")}
+    t_mean1, thr_mean = {}, {}
+    for name, f in mean_start.items():
         f.fit(inputs[:1])
-        t_reg1[name] = _time_fits(f, inputs, a.repeats)
+        t_mean1[name] = _time_fits(f, inputs, a.repeats)
         t = time.perf_counter()
         f.fit(inputs[: a.large_batch])
-        thr_reg[name] = a.large_batch / (time.perf_counter() - t)
+        thr_mean[name] = a.large_batch / (time.perf_counter() - t)
     rows.append(["from the mean pose (--init mean, SMPLify's schedule): batch 1 / throughput",
-                 *(f"{t_reg1[k] * 1000:.0f} ms / {thr_reg[k]:.0f} fits/s" for k in ("lm", "ours")), "-", "-"])
+                 *(f"{t_mean1[k] * 1000:.0f} ms / {thr_mean[k]:.0f} fits/s" for k in ("lm", "ours")), "-", "-"])
     peak_in_process = peak_rss_mb()
     with tempfile.TemporaryDirectory() as d:
         cold, cold_peak = _child_peak(["fit", "examples/images/pose2sim_balance.jpg", "--out", d])
@@ -166,9 +166,9 @@ def main(argv=None):
         rows.append(["pseudo-gt peak memory, 32 vs 128 inputs", f"{peaks[32]:.0f} / {peaks[128]:.0f} MiB", "-", "-", "-"])
     payload.update(batch1_ms=t_lm1 * 1000, lbfgs_batch1_ms=t_ours1 * 1000, lbfgs_autograd_batch1_ms=t_ag1 * 1000, smplx_batch1_ms=t_ref1 * 1000,
                    batch32_ms=res["lm_t"] * 1000, lbfgs_batch32_ms=res["ours_t"] * 1000, smplx_batch32_ms=res["ref_t"] * 1000,
-                   throughput=thr["lm"], lbfgs_throughput=thr["ours"], mean_start_batch1_ms=t_reg1["lm"] * 1000,
-                   mean_start_lbfgs_batch1_ms=t_reg1["ours"] * 1000, mean_start_throughput=thr_reg["lm"],
-                   mean_start_lbfgs_throughput=thr_reg["ours"], cold_s=cold, cold_peak_mb=cold_peak,
+                   throughput=thr["lm"], lbfgs_throughput=thr["ours"], mean_start_batch1_ms=t_mean1["lm"] * 1000,
+                   mean_start_lbfgs_batch1_ms=t_mean1["ours"] * 1000, mean_start_throughput=thr_mean["lm"],
+                   mean_start_lbfgs_throughput=thr_mean["ours"], cold_s=cold, cold_peak_mb=cold_peak,
                    pseudo_gt_peak_mb=peaks, pa_lm=pa(res["lm"]), pa_ours=pa(res["ours"]), pa_smplx=pa(res["ref"]),
                    peak_rss_mb=peak_in_process)
     table = markdown_table(["measure", "ours, Levenberg-Marquardt (--optimizer lm)", "ours, L-BFGS (default)",

@@ -57,20 +57,20 @@ class FitConfig:
     prior: str = "gmm"  # none | gmm | vae
     prior_path: Optional[str] = None  # a user's prior file instead of the shipped one
     vae_mode: str = "latent"  # latent: pose = decode(z), penalty ½|z|² ; penalty: encoder-mean penalty
-    # lbfgs | lm | adam | auto (Levenberg-Marquardt for the gmm/bend priors, else lbfgs). L-BFGS stays the
-    # default: LM is ~5x faster at an equal mean 3D error on synthetic cases, but it reaches the objective's
-    # deeper optima, and on a real photo (camera.png) that optimum looks wrong where L-BFGS's early stop
-    # near the mean-pose start looks right (README, "Optimisers")
+    # lbfgs | lm | adam | auto (Levenberg-Marquardt for the gmm/bend priors, else lbfgs). L-BFGS is the
+    # default: from the regressor's start it is the more accurate (held-out, batch 32: 45 vs 54 mm), and LM,
+    # reaching the objective's deeper optima, moves hidden legs furthest from the truth (132 vs 98 mm)
+    # (README, "Optimisers")
     optimizer: str = "lbfgs"
-    stages: Tuple[Stage, ...] = field(default_factory=default_stages)
+    stages: Tuple[Stage, ...] = field(default_factory=regressor_stages)  # the default start's; see __post_init__
     sigma: float = 100.0  # Geman-McClure scale, normalised pixels
     min_confidence: float = 0.3  # keypoints below this confidence are missing (weight 0)
     focal_weight: float = 100.0  # (log f/f₀)² when optimize_focal
     optimize_focal: bool = False
     flip_test: bool = True  # also fit the body turned 180° about the vertical axis, keep the better
     # regressor: the learned regressor's estimate (shorter schedule); mean: the prior's mean pose, translation by
-    # similar triangles, SMPLify's schedule. The regressor start is the default: held-out 42.5 vs 58.4 mm at
-    # 85 vs 200 ms (README, "Regressor initialisation")
+    # similar triangles, SMPLify's schedule. The regressor start is the default: held-out 42.6 vs 62.0 mm
+    # PA-MPJPE, 88 vs 237 ms per fit (README, "Regressor initialisation" and "Fitting")
     init: str = "regressor"
     start_pose: str = "prior"  # prior: each prior's own mean pose | shared: the shipped GMM's mean for every prior
     regressor_path: Optional[str] = None  # regressor weights (default: the shipped ones)
