@@ -1,7 +1,7 @@
 """Forward+backward time: our joints-and-landmarks path vs our mesh path vs smplx.SMPL's forward.
 
-Also the analytic gradient (``PointJacobian.moments`` + ``rotation_vjp``, no autograd), which is what
-the fitter's L-BFGS evaluates: the same joints and landmarks and the same gradient (checked here).
+Also the analytic gradient (``PointJacobian.posed`` + ``vjp``, reverse mode without autograd), which is
+what the fitter's L-BFGS evaluates: the same joints and landmarks and the same gradient (checked here).
 
 Same arrays, same random poses, measured side by side (interleaved) in one run.
 Run: ``python -m benchmarks.bench_kinematics`` (writes benchmarks/results/kinematics.{json,md}).
@@ -13,7 +13,7 @@ import argparse
 import torch
 
 from smplify.body import BodyModel, load_model_file
-from smplify.body.jacobian import PointJacobian, rotation_vjp
+from smplify.body.jacobian import PointJacobian
 from smplify.body.model_file import DEFAULT_MODEL_PATH, to_smplx_model
 
 from .common import markdown_table, peak_rss_mb, save, time_call
@@ -45,9 +45,9 @@ def main(argv=None):
 
         def analytic():
             with torch.no_grad():
-                pts, Z, Q, d_beta = pj.moments(go, bp, be, tr)
-                v = 2 * pts  # ∂(Σ points²)/∂points
-                return rotation_vjp(Z, Q, v), (v[:, :, None] @ d_beta)[:, :, 0].sum(1), v.sum(1)
+                posed = pj.posed(go, bp, be, tr)
+                v = 2 * posed.points  # ∂(Σ points²)/∂points
+                return (*pj.vjp(posed, v), v.sum(1))
 
         for p_ in params:
             p_.grad = None

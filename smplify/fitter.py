@@ -299,6 +299,12 @@ class Fitter:
                 self._point_jacobians[rotated] = PointJacobian(self.body, rotated)
         return self._point_jacobians[rotated]
 
+    @staticmethod
+    def _rotated(groups) -> tuple:
+        """The joints whose rotation these free groups make parameters (the root alone if none)."""
+        rotated = tuple([0] if "global_orient" in groups else []) + tuple(range(1, 22) if "pose" in groups else [])
+        return rotated or (0,)
+
     def _rigid_body(self, x, batch) -> tuple:
         """The stage-constant part of a rigid stage (pose and shape fixed): the fitted points relative
         to the root at zero global orientation and translation (B, M, 3), and the root there (B, 3)."""
@@ -326,15 +332,18 @@ class Fitter:
         c, sl = self.config, self.slices
         B = x.shape[0]
         pose, betas = x[:, sl["pose"]], x[:, sl["betas"]]
+        posed = None
         if rigid is not None:
             if not set(groups) <= {"transl", "global_orient", "focal"}:
                 raise ValueError(f"a rigid stage frees only transl, global_orient and focal, not {groups}")
             P, Z, Q = rigid_moments(x[:, sl["global_orient"]], x[:, sl["transl"]], *rigid)
             d_beta = None
+        elif not hessian:  # the gradient in reverse mode (PointJacobian.vjp): no per-point moments
+            pj = self._point_jacobian(self._rotated(groups))
+            posed = pj.posed(x[:, sl["global_orient"]], pose, betas, x[:, sl["transl"]])
+            P = torch.gather(posed.points, 1, batch["index"][..., None].expand(-1, -1, 3))
         else:
-            rotated = (tuple([0] if "global_orient" in groups else [])
-                       + tuple(range(1, 22) if "pose" in groups else []))
-            P, Z, Q, d_beta = self._point_jacobian(rotated or (0,)).moments(
+            P, Z, Q, d_beta = self._point_jacobian(self._rotated(groups)).moments(
                 x[:, sl["global_orient"]], pose, betas, x[:, sl["transl"]], index=batch["index"],
                 with_betas="betas" in groups)
         M = P.shape[1]
@@ -356,11 +365,14 @@ class Fitter:
         else:  # only g = Jᵀr, as vᵀ ∂P/∂x with v = Cᵀr per point: no Jacobian is formed
             r, v, g_focal = reprojection_gradient(P, focal, batch["pp"], batch["xy"], w, batch["scale"], c.sigma,
                                                   d_log_focal="focal" in groups)
-            g_rot = rotation_vjp(Z, Q, v) if {"global_orient", "pose"} & set(groups) else None
+            if posed is not None:
+                v_all = v.new_zeros(posed.points.shape).scatter_add_(1, batch["index"][..., None].expand(-1, -1, 3), v)
+                g_rot, g_beta = pj.vjp(posed, v_all, with_betas="betas" in groups)
+            else:
+                g_rot = rotation_vjp(Z, Q, v) if {"global_orient", "pose"} & set(groups) else None
+                g_beta = (v.reshape(B, 1, 3 * M) @ d_beta.reshape(B, 3 * M, -1))[:, 0] if d_beta is not None else None
             parts = {"transl": lambda: v.sum(1), "global_orient": lambda: rot(g_rot, "global_orient"),
-                     "pose": lambda: rot(g_rot, "pose"),
-                     "betas": lambda: (v.reshape(B, 1, 3 * M) @ d_beta.reshape(B, 3 * M, -1))[:, 0],
-                     "focal": lambda: g_focal}
+                     "pose": lambda: rot(g_rot, "pose"), "betas": lambda: g_beta, "focal": lambda: g_focal}
             g, H = torch.cat([parts[gname]() for gname in groups], -1), None
         f = r.pow(2).sum((1, 2))
 

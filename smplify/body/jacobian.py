@@ -25,7 +25,7 @@ true objective.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import torch
 
@@ -85,6 +85,7 @@ class PointJacobian:
         self.parent_or_eye = torch.tensor([p + 1 for p in parents])  # index into [I, G_0, G_1, ...]: the root's is I
         self.eye = torch.eye(3).reshape(1, 1, 3, 3)
         self.offset_shapedirs = torch.einsum("ij,jxs->ixs", D, body.J_shapedirs)  # (J, 3, S)
+        self.offset_shapedirs_rows = self.offset_shapedirs.reshape(J * 3, S)
         L, K = body.lm_weight.shape
         self.L = L
         if L:
@@ -96,12 +97,22 @@ class PointJacobian:
             self.lm_usd_t = lm_usd.permute(3, 0, 1, 2).reshape(S, -1).contiguous()  # (S, L·J·3)
             lm_ushape = lm_usd - self.lm_c[..., None, None] * body.J_shapedirs[None]  # (L, J, 3, S)
             self.lm_ushape_mat = lm_ushape.permute(1, 2, 0, 3).reshape(J * 3, L * S).contiguous()  # (J·3, L·S)
+            # the (landmark, joint) pairs that skinning links (the open model: 23 of 21 x 24): what the reverse
+            # mode evaluates, instead of every pair
+            pl, pj_ = (wk != 0).any(1).nonzero(as_tuple=True)
+            self.pair_lm, self.pair_joint = pl, pj_
+            self.pair_c = self.lm_c[pl, pj_][:, None]  # (P, 1)
+            self.pair_u0 = self.lm_u0[pl, pj_]  # (P, 3)
+            self.pair_usd_t = lm_usd[pl, pj_].permute(2, 0, 1).reshape(S, -1).contiguous()  # (S, P·3)
+            self.pair_ushape = lm_ushape[pl, pj_].reshape(-1, S).contiguous()  # (P·3, S)
+            self.pair_to_lm = torch.zeros(L, len(pl)).index_put_((pl, torch.arange(len(pl))), torch.tensor(1.0))
             self.lm_c_anc = self.lm_c @ self.anc_rot  # (L, A)
             if body.has_posedirs:
                 P = body.lm_posedirs.shape[0]
                 lpd = body.lm_posedirs.T.reshape(L, K, 3, P)
                 lm_upd = torch.einsum("lkj,lkxp->ljxp", wk, lpd)  # (L, J, 3, P)
                 self.lm_upd_t = lm_upd.permute(3, 0, 1, 2).reshape(P, -1).contiguous()  # (P, L·J·3)
+                self.pair_upd_t = lm_upd[pl, pj_].permute(2, 0, 1).reshape(P, -1).contiguous()  # (P features, pairs·3)
         dev = body.J_template.device
         for k, v in list(vars(self).items()):  # every table on the body's device
             if isinstance(v, torch.Tensor):
@@ -176,6 +187,87 @@ class PointJacobian:
         return points, Z, Q, d_beta
 
 
+    def posed(self, global_orient, body_pose, betas, transl) -> "Posed":
+        """Every point (joints, then landmarks) and what :meth:`vjp` needs: the forward half of the
+        reverse-mode gradient. Same arguments as :meth:`__call__` (all points, no index).
+
+        A landmark is Σ_j X_lj over the joints its vertices are skinned to, X_lj = G_j u_lj + c_lj t_j; only
+        the pairs (l, j) that skinning links are evaluated (:attr:`pair_lm`, :attr:`pair_joint`).
+        """
+        body = self.body
+        B = global_orient.shape[0]
+        rot = torch.cat([global_orient.reshape(B, 1, 3), body_pose.reshape(B, -1, 3)], 1)
+        R, Jr = rotation_and_right_jacobian(rot)
+        rotmats, betas, g_pos, g_rot, skin_t = body._pose(global_orient, body_pose, betas, transl, rotmats=R)
+        X = Gp = None
+        points = g_pos
+        if self.L:
+            u = torch.addmm(self.pair_u0.view(1, -1), betas, self.pair_usd_t)  # (B, P·3)
+            if body.has_posedirs:
+                u = u + pose_features(rotmats) @ self.pair_upd_t
+            Gp = g_rot[:, self.pair_joint]  # (B, P, 3, 3)
+            X = (Gp @ u.view(B, -1, 3, 1))[..., 0] + self.pair_c * skin_t[:, self.pair_joint]  # (B, P, 3)
+            points = torch.cat([g_pos, self.pair_to_lm @ X], 1)
+        return Posed(points, g_pos, g_rot, Jr[:, self.rotated_at], X, Gp)
+
+    def vjp(self, posed: "Posed", v: torch.Tensor, with_betas: bool = True) -> tuple:
+        """vᵀ ∂points/∂(rotations, shape) in reverse mode: no per-point Jacobian and no moments.
+
+        A point's moment about rotated joint a is a sum over the joints j below a of the point's share
+        X_nj that moves with j (minus c p_a), so Σ_n Q_na × v_n = Σ_{j ⪰ a} m_j − p_a × Σ_{j ⪰ a} s_j with
+        per-joint m_j = Σ_n X_nj × v_n and s_j = Σ_n c_nj v_n: subtree sums (one product with the ancestor
+        table) instead of a moment per (point, joint) pair. The shape's part is the same subtree sums
+        through the bone offsets' shape directions, plus the landmarks' own shape vectors.
+
+        Args: posed from :meth:`posed`; v (B, J + L, 3) a vector per point (zero for unused points).
+        Returns g_rot (B, A·3) as :func:`rotation_vjp` and g_betas (B, S) (None without ``with_betas``).
+        """
+        B, J = v.shape[0], self.J
+        g_pos, g_rot = posed.g_pos, posed.g_rot
+        vj = v[:, :J]  # (B, J, 3)
+        m = _cross(g_pos, vj)  # joints: p_j × v_j
+        s = vj
+        if self.L:
+            vp = v[:, J:][:, self.pair_lm]  # (B, P, 3): each pair's landmark's vector
+            # per joint, Σ over its pairs of X_p × v_p and c_p v_p
+            m = m.index_add(1, self.pair_joint, _cross(posed.X, vp))
+            s = s.index_add(1, self.pair_joint, self.pair_c * vp)
+        # subtree sums of m and s for every joint: one product with the ancestor table
+        sums = (torch.cat([m, s], 2).transpose(1, 2).reshape(B * 6, J) @ self.anc).view(B, 6, J).transpose(1, 2)
+        ra = self.rotated_at
+        w = sums[:, ra, :3] - _cross(g_pos[:, ra], sums[:, ra, 3:])  # (B, A, 3)
+        # [a, c] = w_a · (G_a J_r,a)[:, c] = ((G_aᵀ w_a)ᵀ J_r,a)[c]
+        g_r = ((w[:, :, None] @ g_rot[:, ra]) @ posed.Jr)[:, :, 0].flatten(1)
+        if not with_betas:
+            return g_r, None
+        # joints: ∂p_i/∂β = Σ_{a ⪯ i} G_parent(a) D_a, so Σ_i v_i·∂p_i/∂β (landmarks through c_lj p_j too) is
+        # Σ_a (G_parent(a)ᵀ Ŝ_a)·D_a with Ŝ the subtree sums of s
+        Gp = torch.cat([self.eye.expand(B, 1, 3, 3), g_rot], 1)[:, self.parent_or_eye]  # (B, J, 3, 3)
+        h = (sums[:, :, None, 3:] @ Gp).reshape(B, J * 3)
+        g_b = h @ self.offset_shapedirs_rows
+        if self.L:  # the landmarks' own shape vectors: Σ_pairs (G_jᵀ v_l)·ushape_lj
+            Gv = (vp[:, :, None] @ posed.G_pair).reshape(B, -1)  # (B, P·3)
+            g_b = g_b + Gv @ self.pair_ushape
+        return g_r, g_b
+
+class Posed(NamedTuple):
+    """What :meth:`PointJacobian.posed` keeps for :meth:`PointJacobian.vjp` (B batch, J joints, L landmarks,
+    P skinning pairs (landmark, joint)).
+
+    points (B, J + L, 3): the joints, then the landmarks, in camera coordinates; g_pos (B, J, 3) and
+    g_rot (B, J, 3, 3) the joints' global positions and rotations; Jr (B, A, 3, 3) the rotated joints'
+    right Jacobians; X (B, P, 3) each pair's share of its landmark, moving with its joint; G_pair
+    (B, P, 3, 3) the pair's joint's global rotation (X and G_pair None for a body without landmarks).
+    """
+
+    points: torch.Tensor
+    g_pos: torch.Tensor
+    g_rot: torch.Tensor
+    Jr: torch.Tensor
+    X: Optional[torch.Tensor]
+    G_pair: Optional[torch.Tensor]
+
+
 def rotation_columns(Z: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
     """∂point/∂(joint rotations) from the joints' columns and the points' moments.
 
@@ -229,3 +321,10 @@ def rigid_moments(global_orient: torch.Tensor, transl: torch.Tensor, local: torc
     points = Q + (root + transl)[:, None]
     return points, (R @ Jr)[:, None], Q[:, :, None]
 
+
+
+def _cross(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a × b over the last axis, (..., 3) each (torch.linalg.cross is slower on these small shapes)."""
+    ax, ay, az = a.unbind(-1)
+    bx, by, bz = b.unbind(-1)
+    return torch.stack([ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx], -1)
