@@ -68,6 +68,12 @@ class FitConfig:
     focal_weight: float = 100.0  # (log f/f₀)² when optimize_focal
     optimize_focal: bool = False
     flip_test: bool = True  # also fit the body turned 180° about the vertical axis, keep the better
+    flip_stages: int = 2  # how many stages (from the first) both facings run before the better goes on
+    # after the flip test's first stage, a facing whose loss is more than this times the other's drops out;
+    # only the undecided rows fit both facings further (None: 3 from the regressor's start, where held out the
+    # camera stage's choice agreed with the pose stage's wherever the ratio was above 2; never from the mean
+    # pose, where both facings often reach the same camera-stage loss)
+    flip_decided_ratio: Optional[float] = None
     # regressor: the learned regressor's estimate (shorter schedule); mean: the prior's mean pose, translation by
     # similar triangles, SMPLify's schedule. The regressor start is the default: held-out 42.6 vs 62.0 mm
     # PA-MPJPE, 88 vs 237 ms per fit (README, "Regressor initialisation" and "Fitting")
@@ -110,6 +116,13 @@ class FitConfig:
             self.stages = regressor_stages()
         elif self.init == "mean" and self.stages == regressor_stages():
             self.stages = default_stages()
+
+    @property
+    def decided_ratio(self) -> Optional[float]:
+        """:attr:`flip_decided_ratio` resolved for this start (None: both facings go through every flip stage)."""
+        if self.flip_decided_ratio is not None:
+            return self.flip_decided_ratio
+        return 3.0 if self.init == "regressor" else None
 
     @property
     def carry_memory(self) -> bool:

@@ -597,6 +597,45 @@ class Fitter:
         return (x, iters, converged, failed, torch.stack(stage_losses, 1) if stage_losses else x.new_zeros(B, 0),
                 curve, lengths, memory)
 
+    def _flip_stages(self, x: torch.Tensor, both: dict, stages: Sequence[Stage]):
+        """The flip test's stages for both facings (rows b and B + b of x). After the first stage, a facing
+        whose loss is more than :attr:`~smplify.config.FitConfig.flip_decided_ratio` times the other's stops
+        there (its final loss is then +inf, so it is not chosen): only undecided rows fit both facings
+        through the later flip stages. Returns what :meth:`_run_stages` returns, for all 2B rows."""
+        c = self.config
+        out = self._run_stages(x, both, self.optimizer, stages[:1])
+        ratio = c.decided_ratio
+        if len(stages) == 1:
+            return out
+        xf, itf, cvf, flf, sff, cuf, lnf, mem = out
+        rows = torch.arange(len(xf), device=self.device)
+        if ratio is not None:  # a facing far worse after the camera stage drops out
+            B = len(xf) // 2
+            f0 = torch.where(flf | ~torch.isfinite(sff[:, -1]), torch.full_like(sff[:, -1], float("inf")), sff[:, -1])
+            best = torch.minimum(f0[:B], f0[B:]).repeat(2)
+            rows = (f0 <= ratio * best).nonzero().squeeze(1)
+        sub = {k: v[rows] for k, v in both.items()}
+        if mem is not None:
+            mem = {k: (v[rows] if k in ("S", "Y", "valid", "gamma") else v) for k, v in mem.items()}
+        x2, it2, cv2, fl2, sf2, cu2, ln2, mem2 = self._run_stages(xf[rows], sub, self.optimizer, stages[1:], mem)
+        n = len(xf)
+        sf_all = sff.new_full((n, sf2.shape[1]), float("inf"))  # a dropped facing is never chosen
+        sf_all[rows] = sf2
+        cu_all = cuf.new_full((n, cu2.shape[1]), float("nan"))
+        cu_all[rows] = cu2
+        xf, itf, cvf, flf = xf.clone(), itf.clone(), cvf.clone(), flf.clone()
+        xf[rows], itf[rows], cvf[rows], flf[rows] = x2, itf[rows] + it2, cv2, flf[rows] | fl2
+        if mem2 is not None:  # curvature pairs for every row (zero, i.e. none, for a dropped facing)
+            full = {}
+            for k, v in mem2.items():
+                if k in ("S", "Y", "valid", "gamma"):
+                    full[k] = v.new_zeros((n, *v.shape[1:])) if k != "gamma" else v.new_ones(n)
+                    full[k][rows] = v
+                else:
+                    full[k] = v
+            mem2 = full
+        return xf, itf, cvf, flf, torch.cat([sff, sf_all], 1), torch.cat([cuf, cu_all], 1), lnf + ln2, mem2
+
     def _settled(self, curves, last_lengths: Sequence[int]) -> torch.Tensor:
         """(B,) bool: the last stage's loss changed by less than ``settle_tol`` (relative) over its
         final ``settle_window`` iterations. curves: each row's loss curve; last_lengths: how many of
@@ -630,12 +669,11 @@ class Fitter:
         choose_flip = torch.zeros(B, dtype=torch.bool, device=self.device)
         if c.flip_test:
             # both facings through the camera stage and the first pose stage; the better goes on
-            n_flip = min(2, len(stages))
+            n_flip = max(1, min(c.flip_stages, len(stages)))
             x1 = self._initial(inputs, batch, TURNED_AROUND, start=x0)
             both = {k: torch.cat([v, v]) for k, v in batch.items()}
             both["transl0"] = torch.cat([x0, x1])[:, self.slices["transl"]].clone()
-            xf, itf, cvf, flf, sff, cuf, lnf, mem = self._run_stages(torch.cat([x0, x1]), both, self.optimizer,
-                                                                     stages[:n_flip])
+            xf, itf, cvf, flf, sff, cuf, lnf, mem = self._flip_stages(torch.cat([x0, x1]), both, stages[:n_flip])
             fin = torch.where(flf | ~torch.isfinite(sff[:, -1]), torch.full_like(sff[:, -1], float("inf")), sff[:, -1])
             choose_flip = fin[B:] < fin[:B]
             pick = torch.arange(B, device=self.device) + B * choose_flip.long()

@@ -114,6 +114,38 @@ def test_flip_test_picks_the_facing_direction(body):
     assert res.mean_error_px < 3.0
 
 
+def test_a_facing_the_camera_stage_rules_out_stops_there(body, monkeypatch):
+    """flip_decided_ratio: after the camera stage, a facing whose loss is > ratio x the other's drops out, so
+    the first pose stage fits both facings only for undecided rows; the choices stay right."""
+    _, uv = _scene(body, 2, seed=5)
+    g = torch.tensor([[0.0, 0.0, math.pi]])
+    turned = project(body.joints_and_landmarks(g, torch.zeros(1, 69), torch.zeros(1, 10), torch.tensor([[0.0, 0.0, 3.0]])).points,
+                     torch.full((1, 2), 1000.0), torch.full((1, 2), 500.0))
+    inputs = _inputs(torch.cat([uv, turned]))
+    rows = {}
+    for ratio in (None, 1.0):
+        cfg = FitConfig(prior="none", init="mean", stages=LIGHT, flip_decided_ratio=ratio)
+        fitter = Fitter(body, cfg, prior=ZeroPrior())
+        run = fitter._run_stages
+        seen = []
+
+        def spy(x, batch, optimizer, stages, memory=None):
+            seen.append((stages[0].name, len(x)))
+            return run(x, batch, optimizer, stages, memory)
+
+        monkeypatch.setattr(fitter, "_run_stages", spy)
+        res = fitter.fit(inputs)
+        rows[ratio] = dict(seen[:2])  # the flip test's calls: camera (both facings), then p1
+        import roma
+        # the body's forward axis (+Z) in the camera: towards it (z < 0) for the first two, away for the third
+        forward_z = [float(roma.rotvec_to_rotmat(torch.as_tensor(r.global_orient))[2, 2]) for r in res]
+        assert forward_z[0] < 0 and forward_z[1] < 0 and forward_z[2] > 0, forward_z
+        assert all(r.mean_error_px < 3.0 for r in res)
+    assert rows[None] == {"camera": 6, "p1": 6}  # SMPLify's test from the mean pose: both facings throughout
+    assert rows[1.0]["camera"] == 6 and rows[1.0]["p1"] == 3  # only the better facing of each goes on
+    assert FitConfig().decided_ratio == 3.0 and FitConfig(init="mean").decided_ratio is None
+
+
 def test_adam_optimizer_also_fits(body):
     truth, uv = _scene(body, 2, seed=7)
     res = Fitter(body, FitConfig(prior="none", init="mean", optimizer="adam"), prior=ZeroPrior()).fit(_inputs(uv))
