@@ -58,6 +58,10 @@ class GMMPrior:
         D = self.means.shape[1]
         self.const = 0.5 * D * math.log(2 * math.pi)
         self.nll_offset = 0.5 * self.log_det + self.const - self.log_w  # (K,): the nll's constant per component
+        K = len(self.means)
+        # for best_component: every ½Σ_k⁻¹ side by side, [i, (k, j)] = ½Σ_k⁻¹[i, j], and ½Σ_k⁻¹ μ_k (K, D)
+        self.half_precisions_side = self.half_precisions.permute(1, 0, 2).reshape(D, K * D).contiguous()
+        self.half_precision_means = (self.half_precisions @ self.means[:, :, None])[..., 0]
         self._weights = np.asarray(weights)
 
     def component_nll(self, pose: torch.Tensor) -> torch.Tensor:
@@ -65,6 +69,16 @@ class GMMPrior:
         diff = pose[:, None, :] - self.means[None]  # (B, K, D)
         m = (diff.transpose(0, 1) @ self.prec_chol).pow(2).sum(-1).transpose(0, 1)  # ‖(x−μ_k)ᵀP_k‖², (B, K)
         return torch.add(self.nll_offset, m, alpha=0.5)
+
+    def best_component(self, pose: torch.Tensor) -> tuple:
+        """SMPLify's max form and its half gradient: (B, D) -> f (B,) the best component's nll, g (B, D) =
+        ½Σ_k⁻¹(x − μ_k) for that k. Every component's ½Σ_k⁻¹(x − μ_k) comes from one matrix product with
+        the precisions side by side, and f_k = c_k + (x − μ_k)ᵀ½Σ_k⁻¹(x − μ_k) from it."""
+        B, D = pose.shape
+        Hd = (pose @ self.half_precisions_side).view(B, -1, D) - self.half_precision_means  # (B, K, D)
+        comp = self.nll_offset + ((pose[:, None] - self.means) * Hd).sum(-1)  # (B, K)
+        f, k = comp.min(1)
+        return f, torch.gather(Hd, 1, k[:, None, None].expand(B, 1, D))[:, 0]
 
     def nll(self, pose: torch.Tensor, mode: str | None = None) -> torch.Tensor:
         """Negative log-likelihood of (B, 63) poses -> (B,)."""

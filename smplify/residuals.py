@@ -133,12 +133,8 @@ def pose_prior_normal(prior, pose: torch.Tensor, hessian: bool = True) -> Tuple[
         return bend_normal(pose, hessian)
     if not has_least_squares_form(prior):
         raise ValueError(f"pose prior {name!r} has no least-squares form")
-    if not hessian:  # g for every component in K large products, then each row's: no per-row 63x63 matrix
-        diff = pose[None, :, :63] - prior.means[:, None]  # (K, B, 63)
-        comp = torch.add(prior.nll_offset[:, None], (diff @ prior.prec_chol).pow(2).sum(-1), alpha=0.5)  # (K, B)
-        f, k = comp.min(0)
-        g = torch.gather(diff @ prior.half_precisions, 0, k[None, :, None].expand(1, B, 63))[0]
-        return f, g, None
+    if not hessian:  # g for every component in one product, then each row's: no per-row 63x63 matrix
+        return (*prior.best_component(pose[:, :63]), None)
     comp = prior.component_nll(pose[:, :63])  # (B, K)
     f, k = comp.min(-1)
     H = prior.half_precisions[k]  # (B, 63, 63)

@@ -74,13 +74,20 @@ def test_forward_kinematics_by_levels_equals_pointer_doubling(monkeypatch):
     from smplify.body import kinematics
     body = BodyModel(make_tiny_model())
     g = torch.Generator().manual_seed(5)
-    R = kinematics.fast_rodrigues(torch.randn(80, 24, 3, generator=g))
+    rv = torch.randn(80, 24, 3, generator=g).requires_grad_(True)
     rest = torch.randn(80, 24, 3, generator=g)
-    by_levels = kinematics.forward_kinematics(R, rest, body.tree)  # 80 rows: one level at a time
+    w = [torch.randn(80, 24, *s, generator=g) for s in ((3,), (3, 3), (3,))]
+
+    def run():  # outputs and the gradient of a random linear function of them (autograd through the loop)
+        out = kinematics.forward_kinematics(kinematics.fast_rodrigues(rv), rest, body.tree)
+        (grad,) = torch.autograd.grad(sum((o * wi).sum() for o, wi in zip(out, w)), rv)
+        return out + (grad,)
+
+    by_levels = run()  # 80 rows: one level at a time
     monkeypatch.setattr(kinematics, "LEVELS_FROM_BATCH", 10 ** 9)
-    doubling = kinematics.forward_kinematics(R, rest, body.tree)
+    doubling = run()
     for a, b in zip(by_levels, doubling):
-        assert torch.allclose(a, b, atol=1e-5)
+        assert torch.allclose(a, b, atol=1e-4)
 
 
 def test_right_jacobian_first_order():
@@ -193,6 +200,12 @@ def test_gmm_block_of_the_normal_equations_is_its_precision():
     assert torch.allclose(2 * g, grad, rtol=1e-3, atol=1e-3 * grad.abs().max())
     hess = torch.autograd.functional.hessian(lambda q: prior.nll(q[None], mode="max")[0], pose[0])
     assert torch.allclose(2 * H[0], hess, rtol=1e-3, atol=1e-3 * hess.abs().max())
+    # without H (L-BFGS): every component's gradient from one product, the best one's kept
+    far = torch.cat([pose, pose * 3.0, torch.zeros(1, 63)])  # poses whose best component differs
+    f1, g1, H1 = pose_prior_normal(prior, far, hessian=False)
+    f2, g2, _ = pose_prior_normal(prior, far)
+    assert H1 is None and torch.allclose(f1, f2, rtol=1e-5) and torch.allclose(g1, g2, rtol=1e-4, atol=1e-4 * g2.abs().max())
+    assert len(set(prior.component_nll(far).argmin(-1).tolist())) > 1
 
 
 def _rosenbrock(x, rows=None):

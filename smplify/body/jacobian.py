@@ -105,7 +105,6 @@ class PointJacobian:
             self.pair_u0 = self.lm_u0[pl, pj_]  # (P, 3)
             self.pair_usd_t = lm_usd[pl, pj_].permute(2, 0, 1).reshape(S, -1).contiguous()  # (S, P·3)
             self.pair_ushape = lm_ushape[pl, pj_].reshape(-1, S).contiguous()  # (P·3, S)
-            self.pair_to_lm = torch.zeros(L, len(pl)).index_put_((pl, torch.arange(len(pl))), torch.tensor(1.0))
             self.lm_c_anc = self.lm_c @ self.anc_rot  # (L, A)
             if body.has_posedirs:
                 P = body.lm_posedirs.shape[0]
@@ -154,7 +153,7 @@ class PointJacobian:
         Qj = (g_pos[:, :, None] - pa[:, None]) * self.anc_rot[None, :, :, None]  # (B, J, A, 3)
         dj_beta = None
         if with_betas:  # shape: ∂p_i/∂β = Σ_{a ∈ anc*(i)} G_parent(a) (offset shape directions of a)
-            Gp = torch.cat([self.eye.expand(B, 1, 3, 3), g_rot], 1)[:, self.parent_or_eye]  # G_parent(j), I for the root
+            Gp = torch.cat([self.eye.expand(B, 1, 3, 3), g_rot], 1).index_select(1, self.parent_or_eye)  # G_parent(j), I for the root
             V = Gp @ self.offset_shapedirs  # (B, J, 3, S)
             dj_beta = (self.anc @ V.reshape(B, J, -1)).view(B, J, 3, -1)  # (B, J, 3, S): Σ_a anc[i, a] V_a
         if self.L:
@@ -205,9 +204,9 @@ class PointJacobian:
             u = torch.addmm(self.pair_u0.view(1, -1), betas, self.pair_usd_t)  # (B, P·3)
             if body.has_posedirs:
                 u = u + pose_features(rotmats) @ self.pair_upd_t
-            Gp = g_rot[:, self.pair_joint]  # (B, P, 3, 3)
-            X = (Gp @ u.view(B, -1, 3, 1))[..., 0] + self.pair_c * skin_t[:, self.pair_joint]  # (B, P, 3)
-            points = torch.cat([g_pos, self.pair_to_lm @ X], 1)
+            Gp = g_rot.index_select(1, self.pair_joint)  # (B, P, 3, 3)
+            X = torch.addcmul((Gp @ u.view(B, -1, 3, 1))[..., 0], self.pair_c, skin_t.index_select(1, self.pair_joint))
+            points = torch.cat([g_pos, X.new_zeros(B, self.L, 3).index_add_(1, self.pair_lm, X)], 1)  # Σ over pairs
         return Posed(points, g_pos, g_rot, Jr[:, self.rotated_at], X, Gp)
 
     def vjp(self, posed: "Posed", v: torch.Tensor, with_betas: bool = True) -> tuple:
@@ -228,7 +227,7 @@ class PointJacobian:
         m = _cross(g_pos, vj)  # joints: p_j × v_j
         s = vj
         if self.L:
-            vp = v[:, J:][:, self.pair_lm]  # (B, P, 3): each pair's landmark's vector
+            vp = v[:, J:].index_select(1, self.pair_lm)  # (B, P, 3): each pair's landmark's vector
             # per joint, Σ over its pairs of X_p × v_p and c_p v_p
             m = m.index_add(1, self.pair_joint, _cross(posed.X, vp))
             s = s.index_add(1, self.pair_joint, self.pair_c * vp)
@@ -242,7 +241,7 @@ class PointJacobian:
             return g_r, None
         # joints: ∂p_i/∂β = Σ_{a ⪯ i} G_parent(a) D_a, so Σ_i v_i·∂p_i/∂β (landmarks through c_lj p_j too) is
         # Σ_a (G_parent(a)ᵀ Ŝ_a)·D_a with Ŝ the subtree sums of s
-        Gp = torch.cat([self.eye.expand(B, 1, 3, 3), g_rot], 1)[:, self.parent_or_eye]  # (B, J, 3, 3)
+        Gp = torch.cat([self.eye.expand(B, 1, 3, 3), g_rot], 1).index_select(1, self.parent_or_eye)  # (B, J, 3, 3)
         h = (sums[:, :, None, 3:] @ Gp).reshape(B, J * 3)
         g_b = h @ self.offset_shapedirs_rows
         if self.L:  # the landmarks' own shape vectors: Σ_pairs (G_jᵀ v_l)·ushape_lj

@@ -114,6 +114,7 @@ class KinematicTree:
             ptr = [ptr[p] for p in ptr]
         self.steps = steps
         self.is_root = torch.tensor([p < 0 for p in parents])
+        self.not_root = (~self.is_root).float()[:, None]  # (J, 1): 0 for the root, which keeps its position
         # offsets = D @ joints: joint minus parent (the root keeps its absolute position)
         D = torch.eye(n)
         for j, p in enumerate(parents):
@@ -156,22 +157,24 @@ def forward_kinematics(rotmats: torch.Tensor, joints_rest: torch.Tensor, tree: K
     """
     B, J = joints_rest.shape[:2]
     if tree.offset_matrix.dtype != joints_rest.dtype or tree.offset_matrix.device != joints_rest.device:
-        for k in ("offset_matrix", "identity", "bottom_row"):
+        for k in ("offset_matrix", "identity", "bottom_row", "not_root"):
             setattr(tree, k, getattr(tree, k).to(joints_rest))
+        dev = joints_rest.device  # index tables: the data's device (index_select wants them there)
+        tree.parent_index = tree.parent_index.to(dev)
+        tree.steps = [i.to(dev) for i in tree.steps]
+        tree.levels = [(at if isinstance(at, slice) else at.to(dev), par.to(dev)) for at, par in tree.levels]
     # local homogeneous transforms [R_j, J_j − J_parent; 0, 1] (the root keeps its absolute position),
     # + one identity at index J (4x4 products: one operation a step, fewer than composing 3x4 blocks)
-    offs = tree.offset_matrix @ joints_rest
-    T = torch.cat([torch.cat([torch.cat([rotmats, offs.unsqueeze(-1)], -1), tree.bottom_row.expand(B, J, 1, 4)], -2),
-                   tree.identity.expand(B, 1, 4, 4)], 1)  # (B, J + 1, 4, 4)
+    offs = torch.addcmul(joints_rest, joints_rest.index_select(1, tree.parent_index), tree.not_root, value=-1.0)
+    local = torch.cat([torch.cat([rotmats, offs.unsqueeze(-1)], -1), tree.bottom_row.expand(B, J, 1, 4)], -2)
     if B >= LEVELS_FROM_BATCH:  # one level at a time: J products a row instead of (J + 1)·log2(depth)
-        T = T[:, :J]
-        G = torch.empty_like(T)
-        for at, par in tree.levels:
-            G[:, at] = T[:, at] if at == tree.levels[0][0] else G[:, par] @ T[:, at]
-        T = G
+        T = torch.empty_like(local)
+        for i, (at, par) in enumerate(tree.levels):
+            T[:, at] = local[:, at] if i == 0 else T.index_select(1, par) @ local[:, at]
     else:
+        T = torch.cat([local, tree.identity.expand(B, 1, 4, 4)], 1)  # (B, J + 1, 4, 4)
         for idx in tree.steps:
-            T = T[:, idx] @ T  # compose with the ancestor transform
+            T = T.index_select(1, idx) @ T  # compose with the ancestor transform
     g_rot, g_pos = T[:, :J, :3, :3], T[:, :J, :3, 3]
     skin_t = g_pos - (g_rot @ joints_rest.unsqueeze(-1)).squeeze(-1)
     return g_pos, g_rot, skin_t
