@@ -50,39 +50,49 @@ def value_and_grad(closure: Closure, x: torch.Tensor, rows: Optional[torch.Tenso
 
 
 def lbfgs_direction(g: torch.Tensor, S: torch.Tensor, Y: torch.Tensor, valid: torch.Tensor,
-                    gamma: torch.Tensor, small_batch: int = 64) -> torch.Tensor:
+                    gamma: torch.Tensor, small_batch: int = 64, order: Optional[list] = None,
+                    rho: Optional[torch.Tensor] = None) -> torch.Tensor:
     """The L-BFGS product H·g for every row (Nocedal & Wright alg. 7.4).
 
     Args:
-        g: (B, D) gradients. S, Y: (B, m, D) steps and gradient changes, oldest first.
+        g: (B, D) gradients. S, Y: (B, m, D) steps and gradient changes, oldest first (or in ``order``).
         valid: (B, m) bool (invalid pairs are skipped per row). gamma: (B,) initial scaling sᵀy / yᵀy.
         small_batch: up to this many rows, :func:`lbfgs_direction_solve` (a few batched products: per-op
             overhead rules there); above it, :func:`lbfgs_direction_loop` (LAPACK's triangular solves go
             one matrix at a time). The two are the same arithmetic, tested equal.
+        order: the slots of S and Y to use, oldest first (default all m in turn): a ring buffer is read
+            in place by the loop, not gathered.
+        rho: (B, m) 1 / sᵀy per slot, 0 where invalid, if the caller keeps it (else computed here).
     Returns:
         (B, D) H·g (the search direction is its negative).
 
     (The compact matrix form of Byrd, Nocedal & Schnabel was tried: no faster here, and less
     accurate in float32 once the pairs grow nearly dependent.)
     """
-    fn = lbfgs_direction_solve if g.shape[0] <= small_batch else lbfgs_direction_loop
-    return fn(g, S, Y, valid, gamma)
+    if g.shape[0] <= small_batch:
+        if order is not None:
+            idx = torch.tensor(order, device=g.device)
+            S, Y, valid = S[:, idx], Y[:, idx], valid[:, idx]
+        return lbfgs_direction_solve(g, S, Y, valid, gamma)
+    return lbfgs_direction_loop(g, S, Y, valid, gamma, order, rho)
 
 
-def lbfgs_direction_loop(g, S, Y, valid, gamma) -> torch.Tensor:
+def lbfgs_direction_loop(g, S, Y, valid, gamma, order: Optional[list] = None,
+                         rho: Optional[torch.Tensor] = None) -> torch.Tensor:
     """:func:`lbfgs_direction` by the two-loop recursion, one history pair per step."""
-    v = valid.to(g.dtype)
-    rho = v / (S * Y).sum(-1).clamp(min=1e-10)  # (B, m), 0 for invalid pairs
-    q = g.clone()
-    alphas = [None] * S.shape[1]
-    for k in reversed(range(S.shape[1])):
+    if rho is None:
+        rho = valid.to(g.dtype) / (S * Y).sum(-1).clamp(min=1e-10)  # (B, m), 0 for invalid pairs
+    order = list(range(S.shape[1])) if order is None else order
+    q = g
+    alphas = {}
+    for k in reversed(order):
         a = rho[:, k] * (S[:, k] * q).sum(-1)
-        q = q - a[:, None] * Y[:, k]
+        q = torch.addcmul(q, a[:, None], Y[:, k], value=-1.0)
         alphas[k] = a
     r = gamma[:, None] * q
-    for k in range(S.shape[1]):
+    for k in order:
         b = rho[:, k] * (Y[:, k] * r).sum(-1)
-        r = r + S[:, k] * (alphas[k] - b)[:, None]
+        r = torch.addcmul(r, (alphas[k] - b)[:, None], S[:, k])
     return r
 
 
@@ -156,6 +166,7 @@ def lbfgs(closure: Closure, x0: torch.Tensor, max_iter: int = 30, history: int =
         S[:, :n], Y[:, :n], valid[:, :n] = memory["S"][:, idx], memory["Y"][:, idx], memory["valid"][:, idx]
         gamma = memory["gamma"].clone()
         slot_order = list(range(n))
+    RHO = valid.to(dt) / (S * Y).sum(-1).clamp(min=1e-10)  # (B, history): 1 / sᵀy of each stored pair
     stalls = torch.zeros(B, dtype=torch.long, device=dev)
     ones, zeros = torch.ones(B, device=dev, dtype=dt), torch.zeros(B, device=dev, dtype=dt)
     infs = torch.full((B,), float("inf"), device=dev, dtype=dt)
@@ -166,11 +177,11 @@ def lbfgs(closure: Closure, x0: torch.Tensor, max_iter: int = 30, history: int =
             break
         if slot_order:
             n = len(slot_order)
+            rho = RHO * valid  # invalidated pairs (steepest-descent restarts) count for nothing
             if slot_order[0] == 0 and slot_order[-1] == n - 1:  # not wrapped yet: the first n slots, in order
-                d = -lbfgs_direction(g, S[:, :n], Y[:, :n], valid[:, :n], gamma)
+                d = -lbfgs_direction(g, S[:, :n], Y[:, :n], valid[:, :n], gamma, rho=rho[:, :n])
             else:
-                order = torch.tensor(slot_order, device=dev)
-                d = -lbfgs_direction(g, S[:, order], Y[:, order], valid[:, order], gamma)
+                d = -lbfgs_direction(g, S, Y, valid, gamma, order=slot_order, rho=rho)
         else:
             d = -gamma[:, None] * g
         gd0 = (g * d).sum(-1)
@@ -222,6 +233,7 @@ def lbfgs(closure: Closure, x0: torch.Tensor, max_iter: int = 30, history: int =
         keep = moved & (sy > 1e-10)
         S[:, k], Y[:, k] = torch.where(keep[:, None], s, 0.0), torch.where(keep[:, None], y, 0.0)
         valid[:, k] = keep
+        RHO[:, k] = torch.where(keep, 1.0 / sy.clamp(min=1e-10), 0.0)
         gamma = torch.where(keep, sy / (y * y).sum(-1).clamp(min=1e-20), gamma)
         f_old = f
         x = torch.where(moved[:, None], x + s, x)

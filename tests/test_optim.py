@@ -101,6 +101,14 @@ def test_batched_direction_equals_per_row_two_loop_recursion(small_batch):
     want = _two_loop(g, S, Y, valid, gamma)
     assert torch.allclose(got, want, rtol=1e-4, atol=1e-4 * want.abs().max())
     assert torch.allclose(got[0], gamma[0] * g[0])
+    # a ring buffer read in place: slots in another order, with the pairs' 1/sᵀy given
+    perm = [3, 5, 0, 6, 1, 4, 2]
+    ring = torch.empty_like(S), torch.empty_like(Y), torch.empty_like(valid)
+    for pos, slot in enumerate(perm):
+        ring[0][:, slot], ring[1][:, slot], ring[2][:, slot] = S[:, pos], Y[:, pos], valid[:, pos]
+    rho = ring[2].float() / (ring[0] * ring[1]).sum(-1)
+    got = lbfgs_direction(g, *ring, gamma, small_batch=small_batch, order=perm, rho=rho)
+    assert torch.allclose(got, want, rtol=1e-4, atol=1e-4 * want.abs().max())
 
 
 def test_lbfgs_records_a_loss_trace_that_never_rises():
