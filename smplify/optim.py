@@ -154,8 +154,9 @@ def lbfgs(closure: Closure, x0: torch.Tensor, max_iter: int = 30, history: int =
     active &= ~failed
     converged = torch.zeros(B, dtype=torch.bool, device=dev)
     iters = torch.zeros(B, dtype=torch.long, device=dev)
-    S = torch.zeros(B, history, D, device=dev, dtype=dt)  # ring buffer of steps s_k
-    Y = torch.zeros_like(S)  # and of gradient changes y_k
+    # ring buffers of steps s_k and gradient changes y_k; a slot is read only once written (slot_order)
+    S = torch.empty(B, history, D, device=dev, dtype=dt)
+    Y = torch.empty_like(S)
     valid = torch.zeros(B, history, dtype=torch.bool, device=dev)
     gamma = torch.ones(B, device=dev, dtype=dt)
     slot_order: list[int] = []  # ring slots, oldest first
@@ -166,7 +167,9 @@ def lbfgs(closure: Closure, x0: torch.Tensor, max_iter: int = 30, history: int =
         S[:, :n], Y[:, :n], valid[:, :n] = memory["S"][:, idx], memory["Y"][:, idx], memory["valid"][:, idx]
         gamma = memory["gamma"].clone()
         slot_order = list(range(n))
-    RHO = valid.to(dt) / (S * Y).sum(-1).clamp(min=1e-10)  # (B, history): 1 / sᵀy of each stored pair
+    RHO = torch.zeros(B, history, device=dev, dtype=dt)  # 1 / sᵀy of each stored pair (0: none)
+    if slot_order:
+        RHO[:, :n] = valid[:, :n].to(dt) / (S[:, :n] * Y[:, :n]).sum(-1).clamp(min=1e-10)
     stalls = torch.zeros(B, dtype=torch.long, device=dev)
     ones, zeros = torch.ones(B, device=dev, dtype=dt), torch.zeros(B, device=dev, dtype=dt)
     infs = torch.full((B,), float("inf"), device=dev, dtype=dt)
