@@ -414,16 +414,23 @@ class Fitter:
     def _batch(self, inputs: Sequence[FitInput]) -> dict:
         c = self.config
         B, M = len(inputs), max(len(i.index) for i in inputs)
-        index = torch.zeros(B, M, dtype=torch.long)
-        xy = torch.zeros(B, M, 2)
-        w = torch.zeros(B, M)
-        for b, inp in enumerate(inputs):
-            m = len(inp.index)
-            index[b, :m] = torch.as_tensor(np.asarray(inp.index, np.int64))
-            xy[b, :m] = torch.as_tensor(np.asarray(inp.xy, np.float32))
-            conf = np.asarray(inp.confidence, np.float32)
-            eff = np.where(conf >= c.min_confidence, conf * np.asarray(inp.weight, np.float32), 0.0)
-            w[b, :m] = torch.as_tensor(eff)
+        if all(len(i.index) == M for i in inputs):  # one layout (the usual batch): stacked at once
+            index = torch.from_numpy(np.stack([np.asarray(i.index, np.int64) for i in inputs]))
+            xy = torch.from_numpy(np.stack([np.asarray(i.xy, np.float32) for i in inputs]))
+            conf = np.stack([np.asarray(i.confidence, np.float32) for i in inputs])
+            weight = np.stack([np.asarray(i.weight, np.float32) for i in inputs])
+            w = torch.from_numpy(np.where(conf >= c.min_confidence, conf * weight, 0.0).astype(np.float32))
+        else:  # padded to the longest; padding has weight 0
+            index = torch.zeros(B, M, dtype=torch.long)
+            xy = torch.zeros(B, M, 2)
+            w = torch.zeros(B, M)
+            for b, inp in enumerate(inputs):
+                m = len(inp.index)
+                index[b, :m] = torch.as_tensor(np.asarray(inp.index, np.int64))
+                xy[b, :m] = torch.as_tensor(np.asarray(inp.xy, np.float32))
+                conf = np.asarray(inp.confidence, np.float32)
+                eff = np.where(conf >= c.min_confidence, conf * np.asarray(inp.weight, np.float32), 0.0)
+                w[b, :m] = torch.as_tensor(eff)
         torso = torch.zeros_like(w, dtype=torch.bool)
         for j in TORSO_JOINTS:
             torso |= index == j

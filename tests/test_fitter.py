@@ -102,6 +102,22 @@ def test_batch_members_are_independent(body):
         assert np.isfinite(r.body_pose).all() and np.isfinite(r.transl).all() and np.isfinite(r.betas).all()
 
 
+def test_a_batch_of_different_keypoint_layouts_is_padded_and_equals_one_layout(body):
+    """Inputs with different keypoint counts are padded (weight 0); a batch of one layout is stacked at once:
+    both give the same batch tensors for the same keypoints."""
+    _, uv = _scene(body, 2, seed=9)
+    items = _inputs(uv, drop=0.2, seed=1)
+    fitter = Fitter(body, FitConfig(prior="none", init="mean", stages=LIGHT), prior=ZeroPrior())
+    stacked = fitter._batch(items)
+    short = FitInput(index=items[1].index[:20], xy=items[1].xy[:20], confidence=items[1].confidence[:20],
+                     weight=items[1].weight[:20], camera=items[1].camera)
+    padded = fitter._batch([items[0], short])
+    for k in ("index", "xy", "w"):
+        assert torch.equal(padded[k][0], stacked[k][0]) and torch.equal(padded[k][1, :20], stacked[k][1, :20])
+    assert (padded["w"][1, 20:] == 0).all() and (stacked["w"] == 0).any()  # padding and dropped points weigh 0
+    assert all(r.mean_error_px < 3.0 for r in fitter.fit([items[0], short]))
+
+
 def test_flip_test_picks_the_facing_direction(body):
     """Bodies turned away from the camera are found by the flip test."""
     truth, uv = _scene(body, 1, seed=5)
