@@ -154,9 +154,10 @@ def lbfgs(closure: Closure, x0: torch.Tensor, max_iter: int = 30, history: int =
     active &= ~failed
     converged = torch.zeros(B, dtype=torch.bool, device=dev)
     iters = torch.zeros(B, dtype=torch.long, device=dev)
-    # ring buffers of steps s_k and gradient changes y_k; a slot is read only once written (slot_order)
-    S = torch.empty(B, history, D, device=dev, dtype=dt)
-    Y = torch.empty_like(S)
+    # ring buffers of steps s_k and gradient changes y_k; a slot is read only once written (slot_order).
+    # (B, history, D) views of slot-major storage: each slot S[:, k] is contiguous for the two-loop recursion
+    S = torch.empty(history, B, D, device=dev, dtype=dt).transpose(0, 1)
+    Y = torch.empty(history, B, D, device=dev, dtype=dt).transpose(0, 1)
     valid = torch.zeros(B, history, dtype=torch.bool, device=dev)
     gamma = torch.ones(B, device=dev, dtype=dt)
     slot_order: list[int] = []  # ring slots, oldest first
