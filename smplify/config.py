@@ -110,6 +110,9 @@ class FitConfig:
     device: str = "cpu"  # torch device of the optimisation ("cuda", "cuda:1"): batched fits scale on a GPU
 
     def __post_init__(self):
+        if self.flip_decided_ratio is not None and not self.flip_decided_ratio >= 1.0:
+            raise ValueError(f"flip_decided_ratio must be at least 1 (the better facing always goes on), "
+                             f"not {self.flip_decided_ratio}")
         # the schedule follows the start unless one was given: the regressor's shorter one from its
         # start, SMPLify's from the mean pose (also when a config is copied with the other init)
         if self.init == "regressor" and self.stages == default_stages():

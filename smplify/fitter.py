@@ -608,7 +608,8 @@ class Fitter:
         """The flip test's stages for both facings (rows b and B + b of x). After the first stage, a facing
         whose loss is more than :attr:`~smplify.config.FitConfig.flip_decided_ratio` times the other's stops
         there (its final loss is then +inf, so it is not chosen): only undecided rows fit both facings
-        through the later flip stages. Returns what :meth:`_run_stages` returns, for all 2B rows."""
+        through the later flip stages. Returns what :meth:`_run_stages` returns, for all 2B rows, except the
+        memory: L-BFGS's curvature pairs of the rows that went on, listed under its key 'rows'."""
         c = self.config
         out = self._run_stages(x, both, self.optimizer, stages[:1])
         ratio = c.decided_ratio
@@ -632,15 +633,8 @@ class Fitter:
         cu_all[rows] = cu2
         xf, itf, cvf, flf = xf.clone(), itf.clone(), cvf.clone(), flf.clone()
         xf[rows], itf[rows], cvf[rows], flf[rows] = x2, itf[rows] + it2, cv2, flf[rows] | fl2
-        if mem2 is not None:  # curvature pairs for every row (zero, i.e. none, for a dropped facing)
-            full = {}
-            for k, v in mem2.items():
-                if k in ("S", "Y", "valid", "gamma"):
-                    full[k] = v.new_zeros((n, *v.shape[1:])) if k != "gamma" else v.new_ones(n)
-                    full[k][rows] = v
-                else:
-                    full[k] = v
-            mem2 = full
+        if mem2 is not None:  # the curvature pairs are for the rows that went on: say which
+            mem2 = dict(mem2, rows=rows)
         return xf, itf, cvf, flf, torch.cat([sff, sf_all], 1), torch.cat([cuf, cu_all], 1), lnf + ln2, mem2
 
     def _settled(self, curves, last_lengths: Sequence[int]) -> torch.Tensor:
@@ -688,7 +682,12 @@ class Fitter:
             batch["transl0"] = both["transl0"][pick]
             x, iters, conv, failed, stage_f = xf[pick], itf[pick], cvf[pick], flf[pick], sff[pick]
             if mem is not None:  # the chosen facing's curvature pairs go on
-                mem = {k: (v[pick] if k in ("S", "Y", "valid", "gamma") else v) for k, v in mem.items()}
+                at = pick
+                if "rows" in mem:  # kept for the rows that went on (the chosen facing always did)
+                    where = torch.full((2 * B,), -1, dtype=torch.long, device=self.device)
+                    where[mem["rows"]] = torch.arange(len(mem["rows"]), device=self.device)
+                    at = where[pick]
+                mem = {k: (v[at] if k in ("S", "Y", "valid", "gamma") else v) for k, v in mem.items() if k != "rows"}
             x2, it2, conv, fl2, sf2, cu2, ln2, _ = self._run_stages(x, batch, self.optimizer, stages[n_flip:], mem)
             x, iters, failed, stage_f = x2, iters + it2, failed | fl2, torch.cat([stage_f, sf2], 1)
             curve, lengths = torch.cat([cuf[pick], cu2], 1), lnf + ln2

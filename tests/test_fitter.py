@@ -1,4 +1,5 @@
 """The fitter on the tiny model: round trips with a known camera, noise, dropped joints, batching."""
+import dataclasses
 import math
 
 import numpy as np
@@ -160,6 +161,30 @@ def test_a_facing_the_camera_stage_rules_out_stops_there(body, monkeypatch):
     assert rows[None] == {"camera": 6, "p1": 6}  # SMPLify's test from the mean pose: both facings throughout
     assert rows[1.0]["camera"] == 6 and rows[1.0]["p1"] == 3  # only the better facing of each goes on
     assert FitConfig().decided_ratio == 3.0 and FitConfig(init="mean").decided_ratio is None
+    with pytest.raises(ValueError, match="at least 1"):
+        FitConfig(flip_decided_ratio=0.5)
+    # from the regressor's start the chosen facing's curvature pairs go on into the last stage
+    short = (dataclasses.replace(LIGHT[0], iterations=2),) + LIGHT[1:]  # too short to turn a facing around
+    cfg = FitConfig(prior="none", init="mean", stages=short, flip_decided_ratio=1.0, lbfgs_carry_memory=True)
+    fitter = Fitter(body, cfg, prior=ZeroPrior())
+    run = fitter._run_stages
+    carried = []
+
+    def spy(x, batch, optimizer, stages, memory=None):
+        out = run(x, batch, optimizer, stages, memory)
+        carried.append((stages[0].name, len(x), memory, out[-1]))
+        return out
+
+    monkeypatch.setattr(fitter, "_run_stages", spy)
+    res = fitter.fit([inputs[2], inputs[0], inputs[1]])  # the turned-away person first
+    (_, _, _, after_p1), (name, rows, given, _) = carried[1], carried[2]
+    assert name == "p2" and rows == 3 and given["S"].shape[0] == 3
+    # p1 ran only the chosen facings, in row order (all facing rows b, then turned rows 3 + b); p2 gets each
+    # person's pairs back in people's order
+    chosen = [b + 3 * r.flipped for b, r in enumerate(res)]
+    at = [sorted(chosen).index(c) for c in chosen]
+    assert at != [0, 1, 2]  # the order differs here, so a mix-up would show
+    assert torch.equal(given["S"], after_p1["S"][at]) and torch.equal(given["valid"], after_p1["valid"][at])
 
 
 def test_adam_optimizer_also_fits(body):
