@@ -3,7 +3,7 @@
     python -m benchmarks.bench_fit
 
 * median time per fit from keypoints, batch 1 (held-out synthetic cases, default config);
-* batched throughput at a large batch;
+* batched throughput by batch size (256 to 2048), each size in a new process with its own peak memory;
 * the same schedule with the body evaluated through smplx.SMPL's full-mesh forward
   (landmarks gathered from its vertices), at batch 1 and 32, with the resulting errors;
 * `smplify fit photo.jpg` end to end, cold (a new process), with its peak memory;
@@ -85,6 +85,15 @@ def _child_peak(args) -> tuple:
     return dt, float(peak)
 
 
+def _throughput_child(n: int, optimizer: str) -> dict:
+    """benchmarks.throughput in a new process: one batch of n fits, its rate and that process's peak memory."""
+    r = subprocess.run([sys.executable, "-m", "benchmarks.throughput", str(n), "--optimizer", optimizer], cwd=ROOT,
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr[-2000:])
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
 def _coco(path: Path, n: int) -> None:
     from smplify.keypoints.layouts import COCO17
     from smplify.synth import sample_scenes
@@ -102,7 +111,9 @@ def _coco(path: Path, n: int) -> None:
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=15)
-    ap.add_argument("--large-batch", type=int, default=512)
+    ap.add_argument("--large-batch", type=int, default=512, help="batch of the mean-start throughput row")
+    ap.add_argument("--batches", type=lambda v: [int(x) for x in v.split(",")], default=[256, 512, 1024, 2048],
+                    help="batch sizes of the throughput rows (each in a new process)")
     a = ap.parse_args(argv)
     body = api.load_body()
     layout = layout_targets(MEDIAPIPE33, body.landmark_names)
@@ -138,12 +149,14 @@ def main(argv=None):
     px = lambda r: np.mean([x["reproj_px"] for x in r])
     rows.append(["result (batch 32): PA-MPJPE / 2D error", *(f"{pa(res[k]):.1f} mm / {px(res[k]):.2f} px"
                                                           for k in ("lm", "ours", "ref")), "equal result"])
-    thr = {}
-    for name, f in (("lm", lm), ("ours", ours)):
-        t = time.perf_counter()
-        f.fit(inputs[: a.large_batch])
-        thr[name] = a.large_batch / (time.perf_counter() - t)
-    rows.append([f"throughput, batch {a.large_batch}", f"{thr['lm']:.0f} fits/s", f"{thr['ours']:.0f} fits/s", "-", "-"])
+    # throughput by batch size, each size in a new process (its own peak memory), both optimisers side by side
+    thr = {"lm": {}, "ours": {}}
+    for n in a.batches:
+        for name, opt in (("lm", "lm"), ("ours", "lbfgs")):
+            thr[name][n] = _throughput_child(n, opt)
+        rows.append([f"throughput, batch {n} (peak memory of that process)",
+                     *(f"{thr[k][n]['fits_per_s']:.0f} fits/s ({thr[k][n]['peak_mb']:.0f} MiB)" for k in ("lm", "ours")),
+                     "-", "-"])
     # SMPLify's own start and schedule (the mean pose, similar triangles, four stages) for comparison
     mean_start = {"lm": api.make_fitter("gmm", init="mean", optimizer="lm"), "ours": api.make_fitter("gmm", init="mean")}
     t_mean1, thr_mean = {}, {}
@@ -153,7 +166,7 @@ def main(argv=None):
         t = time.perf_counter()
         f.fit(inputs[: a.large_batch])
         thr_mean[name] = a.large_batch / (time.perf_counter() - t)
-    rows.append(["from the mean pose (--init mean, SMPLify's schedule): batch 1 / throughput",
+    rows.append([f"from the mean pose (--init mean, SMPLify's schedule): batch 1 / throughput at {a.large_batch}",
                  *(f"{t_mean1[k] * 1000:.0f} ms / {thr_mean[k]:.0f} fits/s" for k in ("lm", "ours")), "-", "-"])
     peak_in_process = peak_rss_mb()
     with tempfile.TemporaryDirectory() as d:
