@@ -606,13 +606,13 @@ class Fitter:
 
     def _flip_stages(self, x: torch.Tensor, both: dict, stages: Sequence[Stage]):
         """The flip test's stages for both facings (rows b and B + b of x). After the first stage, a facing
-        whose loss is more than :attr:`~smplify.config.FitConfig.flip_decided_ratio` times the other's stops
+        whose loss is more than :meth:`~smplify.config.FitConfig.decided_ratio` times the other's stops
         there (its final loss is then +inf, so it is not chosen): only undecided rows fit both facings
         through the later flip stages. Returns what :meth:`_run_stages` returns, for all 2B rows, except the
         memory: L-BFGS's curvature pairs of the rows that went on, listed under its key 'rows'."""
         c = self.config
         out = self._run_stages(x, both, self.optimizer, stages[:1])
-        ratio = c.decided_ratio
+        ratio = c.decided_ratio(self.optimizer)
         if len(stages) == 1:
             return out
         xf, itf, cvf, flf, sff, cuf, lnf, mem = out

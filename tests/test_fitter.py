@@ -160,7 +160,8 @@ def test_a_facing_the_camera_stage_rules_out_stops_there(body, monkeypatch):
         assert all(r.mean_error_px < 3.0 for r in res)
     assert rows[None] == {"camera": 6, "p1": 6}  # SMPLify's test from the mean pose: both facings throughout
     assert rows[1.0]["camera"] == 6 and rows[1.0]["p1"] == 3  # only the better facing of each goes on
-    assert FitConfig().decided_ratio == 3.0 and FitConfig(init="mean").decided_ratio is None
+    assert FitConfig().decided_ratio("lbfgs") == 3.0 and FitConfig().decided_ratio("lm") is None
+    assert FitConfig(init="mean").decided_ratio("lbfgs") is None
     with pytest.raises(ValueError, match="at least 1"):
         FitConfig(flip_decided_ratio=0.5)
     # from the regressor's start the chosen facing's curvature pairs go on into the last stage

@@ -163,8 +163,8 @@ def forward_kinematics(rotmats: torch.Tensor, joints_rest: torch.Tensor, tree: K
         tree.parent_index = tree.parent_index.to(dev)
         tree.steps = [i.to(dev) for i in tree.steps]
         tree.levels = [(at if isinstance(at, slice) else at.to(dev), par.to(dev)) for at, par in tree.levels]
-    # local homogeneous transforms [R_j, J_j − J_parent; 0, 1] (the root keeps its absolute position),
-    # + one identity at index J (4x4 products: one operation a step, fewer than composing 3x4 blocks)
+    # local homogeneous transforms [R_j, J_j − J_parent; 0, 1] (the root keeps its absolute position; 4x4
+    # products: one operation a step, fewer than composing 3x4 blocks)
     offs = torch.addcmul(joints_rest, joints_rest.index_select(1, tree.parent_index), tree.not_root, value=-1.0)
     local = torch.cat([torch.cat([rotmats, offs.unsqueeze(-1)], -1), tree.bottom_row.expand(B, J, 1, 4)], -2)
     if B >= LEVELS_FROM_BATCH:  # one level at a time: J products a row instead of (J + 1)·log2(depth)
@@ -172,7 +172,7 @@ def forward_kinematics(rotmats: torch.Tensor, joints_rest: torch.Tensor, tree: K
         for i, (at, par) in enumerate(tree.levels):
             T[:, at] = local[:, at] if i == 0 else T.index_select(1, par) @ local[:, at]
     else:
-        T = torch.cat([local, tree.identity.expand(B, 1, 4, 4)], 1)  # (B, J + 1, 4, 4)
+        T = torch.cat([local, tree.identity.expand(B, 1, 4, 4)], 1)  # (B, J + 1, 4, 4): + the identity at J
         for idx in tree.steps:
             T = T.index_select(1, idx) @ T  # compose with the ancestor transform
     g_rot, g_pos = T[:, :J, :3, :3], T[:, :J, :3, 3]
