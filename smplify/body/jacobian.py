@@ -91,18 +91,18 @@ class PointJacobian:
         if L:
             wk = body.lm_weight[:, :, None] * body.lm_skin.view(L, K, J)  # (L, K, J)
             self.lm_c = wk.sum(1)  # (L, J): landmark l's total weight on joint j
-            self.lm_u0 = torch.einsum("lkj,lkx->ljx", wk, body.lm_template.view(L, K, 3))  # (L, J, 3)
+            lm_u0 = torch.einsum("lkj,lkx->ljx", wk, body.lm_template.view(L, K, 3))  # (L, J, 3)
             lsd = body.shapedirs[body.lm_vertex].view(L, K, 3, S)
             lm_usd = torch.einsum("lkj,lkxs->ljxs", wk, lsd)  # (L, J, 3, S)
-            self.lm_usd_t = lm_usd.permute(3, 0, 1, 2).reshape(S, -1).contiguous()  # (S, L·J·3)
             lm_ushape = lm_usd - self.lm_c[..., None, None] * body.J_shapedirs[None]  # (L, J, 3, S)
             self.lm_ushape_mat = lm_ushape.permute(1, 2, 0, 3).reshape(J * 3, L * S).contiguous()  # (J·3, L·S)
-            # the (landmark, joint) pairs that skinning links (the open model: 23 of 21 x 24): what the reverse
-            # mode evaluates, instead of every pair
+            # the (landmark, joint) pairs that skinning links (the open model: 23 of 21 x 24): the landmarks and
+            # their moments are evaluated over these, not over every pair
             pl, pj_ = (wk != 0).any(1).nonzero(as_tuple=True)
             self.pair_lm, self.pair_joint = pl, pj_
             self.pair_c = self.lm_c[pl, pj_][:, None]  # (P, 1)
-            self.pair_u0 = self.lm_u0[pl, pj_]  # (P, 3)
+            self.pair_anc = self.anc_rot[pj_]  # (P, A): the rotated joints each pair's joint moves with
+            self.pair_u0 = lm_u0[pl, pj_]  # (P, 3)
             self.pair_usd_t = lm_usd[pl, pj_].permute(2, 0, 1).reshape(S, -1).contiguous()  # (S, P·3)
             self.pair_ushape = lm_ushape[pl, pj_].reshape(-1, S).contiguous()  # (P·3, S)
             self.lm_c_anc = self.lm_c @ self.anc_rot  # (L, A)
@@ -110,7 +110,6 @@ class PointJacobian:
                 P = body.lm_posedirs.shape[0]
                 lpd = body.lm_posedirs.T.reshape(L, K, 3, P)
                 lm_upd = torch.einsum("lkj,lkxp->ljxp", wk, lpd)  # (L, J, 3, P)
-                self.lm_upd_t = lm_upd.permute(3, 0, 1, 2).reshape(P, -1).contiguous()  # (P, L·J·3)
                 self.pair_upd_t = lm_upd[pl, pj_].permute(2, 0, 1).reshape(P, -1).contiguous()  # (P features, pairs·3)
         dev = body.J_template.device
         for k, v in list(vars(self).items()):  # every table on the body's device
@@ -139,15 +138,13 @@ class PointJacobian:
         Q (B, N, A, 3), point n's moment about rotated joint a (zero where n does not move with a);
         d_betas (B, N, 3, S) or None.
         """
-        body = self.body
         B = global_orient.shape[0]
         J, A = self.J, len(self.rotated)
-        rot = torch.cat([global_orient.reshape(B, 1, 3), body_pose.reshape(B, -1, 3)], 1)  # root + body joints
+        posed = self.posed(global_orient, body_pose, betas, transl)
+        g_pos, g_rot, points = posed.g_pos, posed.g_rot, posed.points
         ra = self.rotated_at
-        R, Jr = rotation_and_right_jacobian(rot)
-        rotmats, betas, g_pos, g_rot, skin_t = body._pose(global_orient, body_pose, betas, transl, rotmats=R)
         # the rotated joints' columns: Z_a = G_a J_r(θ_a); a point's derivative is Z_a[:, c] × Q
-        Z = g_rot[:, ra] @ Jr[:, ra]  # (B, A, 3, 3)
+        Z = g_rot[:, ra] @ posed.Jr  # (B, A, 3, 3)
         pa = g_pos[:, ra]  # (B, A, 3)
         # joints: moment about a is (p_i − p_a) where a is an ancestor (or self) of i
         Qj = (g_pos[:, :, None] - pa[:, None]) * self.anc_rot[None, :, :, None]  # (B, J, A, 3)
@@ -158,16 +155,9 @@ class PointJacobian:
             dj_beta = (self.anc @ V.reshape(B, J, -1)).view(B, J, 3, -1)  # (B, J, 3, S): Σ_a anc[i, a] V_a
         if self.L:
             L = self.L
-            u = self.lm_u0 + (betas @ self.lm_usd_t).view(B, L, J, 3)
-            if body.has_posedirs:
-                u = u + (pose_features(rotmats) @ self.lm_upd_t).view(B, L, J, 3)
-            # X_lj = G_j u_lj + c_lj t_j: the landmark's share that moves rigidly with joint j
-            # G_j u_lj as one batched product per joint, (L, 3) @ G_jᵀ, not one 3x3 product per (l, j)
-            Gu = (u.transpose(1, 2) @ g_rot.transpose(-1, -2)).transpose(1, 2)  # (B, L, J, 3)
-            X = Gu + self.lm_c[None, :, :, None] * skin_t[:, None]  # (B, L, J, 3)
-            lms = X.sum(2)
-            Ql = (X.transpose(-1, -2) @ self.anc_rot).transpose(-1, -2) - self.lm_c_anc[None, :, :, None] * pa[:, None]
-            points = torch.cat([g_pos, lms], 1)
+            # landmark l's moment about a: Σ over its skinning pairs p (joint j_p below a) of X_p, minus c_la p_a
+            Xa = posed.X[:, :, None, :] * self.pair_anc[None, :, :, None]  # (B, P, A, 3)
+            Ql = Xa.new_zeros(B, L, A, 3).index_add_(1, self.pair_lm, Xa) - self.lm_c_anc[None, :, :, None] * pa[:, None]
             Q = torch.cat([Qj, Ql], 1)
             d_beta = None
             if with_betas:
@@ -177,7 +167,7 @@ class PointJacobian:
                 dl_beta = rot_part.permute(0, 2, 1, 3) + (self.lm_c @ dj_beta.reshape(B, J, -1)).view(B, L, 3, S)
                 d_beta = torch.cat([dj_beta, dl_beta], 1)
         else:
-            points, Q, d_beta = g_pos, Qj, dj_beta
+            Q, d_beta = Qj, dj_beta
         if index is not None:
             points = torch.gather(points, 1, index[..., None].expand(-1, -1, 3))
             Q = torch.gather(Q, 1, index[..., None, None].expand(-1, -1, *Q.shape[2:]))
