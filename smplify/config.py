@@ -77,7 +77,7 @@ class FitConfig:
     flip_decided_ratio: Optional[float] = None
     # regressor: the learned regressor's estimate (shorter schedule); mean: the prior's mean pose, translation by
     # similar triangles, SMPLify's schedule. The regressor start is the default: held-out 42.6 vs 62.0 mm
-    # PA-MPJPE, 78 vs 218 ms per fit (README, "Regressor initialisation" and "Fitting")
+    # PA-MPJPE, 75 vs 204 ms per fit (README, "Regressor initialisation" and "Fitting")
     init: str = "regressor"
     start_pose: str = "prior"  # prior: each prior's own mean pose | shared: the shipped GMM's mean for every prior
     regressor_path: Optional[str] = None  # regressor weights (default: the shipped ones)
