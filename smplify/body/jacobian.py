@@ -175,7 +175,6 @@ class PointJacobian:
                 d_beta = torch.gather(d_beta, 1, index[..., None, None].expand(-1, -1, *d_beta.shape[2:]))
         return points, Z, Q, d_beta
 
-
     def posed(self, global_orient, body_pose, betas, transl) -> "Posed":
         """Every point (joints, then landmarks) and what :meth:`vjp` needs: the forward half of the
         reverse-mode gradient. Same arguments as :meth:`__call__` (all points, no index).
@@ -238,6 +237,7 @@ class PointJacobian:
             Gv = (vp[:, :, None] @ posed.G_pair).reshape(B, -1)  # (B, P·3)
             g_b = g_b + Gv @ self.pair_ushape
         return g_r, g_b
+
 
 class Posed(NamedTuple):
     """What :meth:`PointJacobian.posed` keeps for :meth:`PointJacobian.vjp` (B batch, J joints, L landmarks,
@@ -309,7 +309,6 @@ def rigid_moments(global_orient: torch.Tensor, transl: torch.Tensor, local: torc
     Q = local @ R.transpose(1, 2)  # (B, M, 3): R q, the moment about the root
     points = Q + (root + transl)[:, None]
     return points, (R @ Jr)[:, None], Q[:, :, None]
-
 
 
 def _cross(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
