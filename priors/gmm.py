@@ -72,13 +72,13 @@ class GMMPrior:
 
     def best_component(self, pose: torch.Tensor) -> tuple:
         """SMPLify's max form and its half gradient: (B, D) -> f (B,) the best component's nll, g (B, D) =
-        ½Σ_k⁻¹(x − μ_k) for that k. Every component's ½Σ_k⁻¹(x − μ_k) comes from one matrix product with
-        the precisions side by side, and f_k = c_k + (x − μ_k)ᵀ½Σ_k⁻¹(x − μ_k) from it."""
+        ½Σ_k⁻¹(x − μ_k) for that k, and k (B,). Every component's ½Σ_k⁻¹(x − μ_k) comes from one matrix
+        product with the precisions side by side, and f_k = c_k + (x − μ_k)ᵀ½Σ_k⁻¹(x − μ_k) from it."""
         B, D = pose.shape
         Hd = (pose @ self.half_precisions_side).view(B, -1, D) - self.half_precision_means  # (B, K, D)
         comp = self.nll_offset + ((pose[:, None] - self.means) * Hd).sum(-1)  # (B, K)
         f, k = comp.min(1)
-        return f, torch.gather(Hd, 1, k[:, None, None].expand(B, 1, D))[:, 0]
+        return f, torch.gather(Hd, 1, k[:, None, None].expand(B, 1, D))[:, 0], k
 
     def nll(self, pose: torch.Tensor, mode: str | None = None) -> torch.Tensor:
         """Negative log-likelihood of (B, 63) poses -> (B,)."""

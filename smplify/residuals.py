@@ -120,8 +120,8 @@ def pose_prior_normal(prior, pose: torch.Tensor, hessian: bool = True) -> Tuple[
       d = θ − μ_k, so g = ½ Σ_k⁻¹ d and H = ½ Σ_k⁻¹ exactly (a precomputed matrix per component:
       no residual Jacobian is formed);
     * SMPLify's bend prior (:func:`bend_normal`): H is diagonal and returned as (B, 63).
-    Args: pose (B, 63); hessian: False: H is None (and the GMM's g comes from every component's, which at a
-    large batch is cheaper than gathering a 63x63 matrix per row).
+    Args: pose (B, 63); hessian: False: H is None. The GMM's g comes from every component's (one product,
+    cheaper at a large batch than a 63x63 matrix per row).
     Returns f (B,), g (B, 63), H (B, 63, 63) or its diagonal (B, 63). Raises
     ValueError for a prior without that form (see :func:`has_least_squares_form`).
     """
@@ -133,10 +133,5 @@ def pose_prior_normal(prior, pose: torch.Tensor, hessian: bool = True) -> Tuple[
         return bend_normal(pose, hessian)
     if not has_least_squares_form(prior):
         raise ValueError(f"pose prior {name!r} has no least-squares form")
-    if not hessian:  # g for every component in one product, then each row's: no per-row 63x63 matrix
-        return (*prior.best_component(pose[:, :63]), None)
-    comp = prior.component_nll(pose[:, :63])  # (B, K)
-    f, k = comp.min(-1)
-    H = prior.half_precisions[k]  # (B, 63, 63)
-    g = (H @ (pose[:, :63] - prior.means[k])[..., None])[..., 0]
-    return f, g, H
+    f, g, k = prior.best_component(pose[:, :63])  # g for every component in one product, then each row's
+    return f, g, (prior.half_precisions[k] if hessian else None)  # H: (B, 63, 63), only where it is wanted

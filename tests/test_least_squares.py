@@ -206,6 +206,11 @@ def test_gmm_block_of_the_normal_equations_is_its_precision():
     f2, g2, _ = pose_prior_normal(prior, far)
     assert H1 is None and torch.allclose(f1, f2, rtol=1e-5) and torch.allclose(g1, g2, rtol=1e-4, atol=1e-4 * g2.abs().max())
     assert len(set(prior.component_nll(far).argmin(-1).tolist())) > 1
+    # and against the prior's own nll (component_nll, another formula) and autograd on it
+    assert torch.allclose(f1, prior.nll(far, mode="max"), rtol=1e-5, atol=1e-3)
+    q = far.clone().requires_grad_(True)
+    (grad_far,) = torch.autograd.grad(prior.nll(q, mode="max").sum(), q)
+    assert torch.allclose(2 * g1, grad_far, rtol=1e-3, atol=1e-3 * grad_far.abs().max())
 
 
 def _rosenbrock(x, rows=None):
