@@ -141,6 +141,19 @@ def similar_triangles_translation(points: torch.Tensor, xy: torch.Tensor, visibl
     return torch.where(few[:, None], t.new_tensor([0.0, 0.0, 5.0]), t)
 
 
+def _final_loss(failed: torch.Tensor, stage_losses: torch.Tensor) -> torch.Tensor:
+    """(R,) each row's last stage loss, +inf where the row failed or the loss is not finite."""
+    last = stage_losses[:, -1]
+    return torch.where(failed | ~torch.isfinite(last), torch.full_like(last, float("inf")), last)
+
+
+def _memory_rows(memory: Optional[dict], rows: torch.Tensor) -> Optional[dict]:
+    """L-BFGS's memory (:attr:`smplify.optim.OptimResult.memory`) for these rows only (its per-row parts)."""
+    if memory is None:
+        return None
+    return {k: (v[rows] if k in ("S", "Y", "valid", "gamma") else v) for k, v in memory.items()}
+
+
 class Fitter:
     """Fits SMPL-format bodies to 2D keypoints. Load once, call :meth:`fit` many times."""
 
@@ -619,12 +632,11 @@ class Fitter:
         rows = torch.arange(len(xf), device=self.device)
         if ratio is not None:  # a facing far worse after the camera stage drops out
             B = len(xf) // 2
-            f0 = torch.where(flf | ~torch.isfinite(sff[:, -1]), torch.full_like(sff[:, -1], float("inf")), sff[:, -1])
+            f0 = _final_loss(flf, sff)
             best = torch.minimum(f0[:B], f0[B:]).repeat(2)
             rows = (f0 <= ratio * best).nonzero().squeeze(1)
         sub = {k: v[rows] for k, v in both.items()}
-        if mem is not None:
-            mem = {k: (v[rows] if k in ("S", "Y", "valid", "gamma") else v) for k, v in mem.items()}
+        mem = _memory_rows(mem, rows)
         x2, it2, cv2, fl2, sf2, cu2, ln2, mem2 = self._run_stages(xf[rows], sub, self.optimizer, stages[1:], mem)
         n = len(xf)
         sf_all = sff.new_full((n, sf2.shape[1]), float("inf"))  # a dropped facing is never chosen
@@ -675,7 +687,7 @@ class Fitter:
             both = {k: torch.cat([v, v]) for k, v in batch.items()}
             both["transl0"] = torch.cat([x0, x1])[:, self.slices["transl"]].clone()
             xf, itf, cvf, flf, sff, cuf, lnf, mem = self._flip_stages(torch.cat([x0, x1]), both, stages[:n_flip])
-            fin = torch.where(flf | ~torch.isfinite(sff[:, -1]), torch.full_like(sff[:, -1], float("inf")), sff[:, -1])
+            fin = _final_loss(flf, sff)
             choose_flip = fin[B:] < fin[:B]
             pick = torch.arange(B, device=self.device) + B * choose_flip.long()
             x0 = torch.where(choose_flip[:, None], x1, x0)
@@ -687,7 +699,7 @@ class Fitter:
                     where = torch.full((2 * B,), -1, dtype=torch.long, device=self.device)
                     where[mem["rows"]] = torch.arange(len(mem["rows"]), device=self.device)
                     at = where[pick]
-                mem = {k: (v[at] if k in ("S", "Y", "valid", "gamma") else v) for k, v in mem.items() if k != "rows"}
+                mem = _memory_rows({k: v for k, v in mem.items() if k != "rows"}, at)
             x2, it2, conv, fl2, sf2, cu2, ln2, _ = self._run_stages(x, batch, self.optimizer, stages[n_flip:], mem)
             x, iters, failed, stage_f = x2, iters + it2, failed | fl2, torch.cat([stage_f, sf2], 1)
             curve, lengths = torch.cat([cuf[pick], cu2], 1), lnf + ln2
