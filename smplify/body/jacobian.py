@@ -2,8 +2,9 @@
 
 What the fitter's analytic paths evaluate every iteration: the 24 joints and the landmarks in
 camera coordinates, and ∂point/∂(translation, joint rotations, shape) — as Jacobian columns for
-Levenberg-Marquardt (:func:`rotation_columns`), or as a vector-Jacobian product for L-BFGS's
-gradient (:func:`rotation_vjp`).
+Levenberg-Marquardt (:meth:`PointJacobian.moments`, :func:`rotation_columns`), or in reverse mode for
+L-BFGS's gradient (:meth:`PointJacobian.posed`, :meth:`PointJacobian.vjp`; :func:`rotation_vjp` for a
+rigid body's few points).
 
 Notation: B batch, J = 24 joints, A = number of rotated joints (the root and the body
 joints whose rotation is a parameter), L landmarks, N = J + L points, S shape directions.
@@ -150,8 +151,7 @@ class PointJacobian:
         Qj = (g_pos[:, :, None] - pa[:, None]) * self.anc_rot[None, :, :, None]  # (B, J, A, 3)
         dj_beta = None
         if with_betas:  # shape: ∂p_i/∂β = Σ_{a ∈ anc*(i)} G_parent(a) (offset shape directions of a)
-            Gp = torch.cat([self.eye.expand(B, 1, 3, 3), g_rot], 1).index_select(1, self.parent_or_eye)  # G_parent(j), I for the root
-            V = Gp @ self.offset_shapedirs  # (B, J, 3, S)
+            V = self._parent_rotations(g_rot) @ self.offset_shapedirs  # (B, J, 3, S)
             dj_beta = (self.anc @ V.reshape(B, J, -1)).view(B, J, 3, -1)  # (B, J, 3, S): Σ_a anc[i, a] V_a
         if self.L:
             L = self.L
@@ -187,16 +187,20 @@ class PointJacobian:
         rot = torch.cat([global_orient.reshape(B, 1, 3), body_pose.reshape(B, -1, 3)], 1)
         R, Jr = rotation_and_right_jacobian(rot)
         rotmats, betas, g_pos, g_rot, skin_t = body._pose(global_orient, body_pose, betas, transl, rotmats=R)
-        X = Gp = None
+        X = G_pair = None
         points = g_pos
         if self.L:
             u = torch.addmm(self.pair_u0.view(1, -1), betas, self.pair_usd_t)  # (B, P·3)
             if body.has_posedirs:
                 u = u + pose_features(rotmats) @ self.pair_upd_t
-            Gp = g_rot.index_select(1, self.pair_joint)  # (B, P, 3, 3)
-            X = torch.addcmul((Gp @ u.view(B, -1, 3, 1))[..., 0], self.pair_c, skin_t.index_select(1, self.pair_joint))
+            G_pair = g_rot.index_select(1, self.pair_joint)  # (B, P, 3, 3)
+            X = torch.addcmul((G_pair @ u.view(B, -1, 3, 1))[..., 0], self.pair_c, skin_t.index_select(1, self.pair_joint))
             points = torch.cat([g_pos, X.new_zeros(B, self.L, 3).index_add_(1, self.pair_lm, X)], 1)  # Σ over pairs
-        return Posed(points, g_pos, g_rot, Jr[:, self.rotated_at], X, Gp)
+        return Posed(points, g_pos, g_rot, Jr[:, self.rotated_at], X, G_pair)
+
+    def _parent_rotations(self, g_rot: torch.Tensor) -> torch.Tensor:
+        """(B, J, 3, 3) global rotations -> each joint's parent's (the identity for the root)."""
+        return torch.cat([self.eye.expand(len(g_rot), 1, 3, 3), g_rot], 1).index_select(1, self.parent_or_eye)
 
     def vjp(self, posed: "Posed", v: torch.Tensor, with_betas: bool = True) -> tuple:
         """vᵀ ∂points/∂(rotations, shape) in reverse mode: no per-point Jacobian and no moments.
@@ -230,8 +234,7 @@ class PointJacobian:
             return g_r, None
         # joints: ∂p_i/∂β = Σ_{a ⪯ i} G_parent(a) D_a, so Σ_i v_i·∂p_i/∂β (landmarks through c_lj p_j too) is
         # Σ_a (G_parent(a)ᵀ Ŝ_a)·D_a with Ŝ the subtree sums of s
-        Gp = torch.cat([self.eye.expand(B, 1, 3, 3), g_rot], 1).index_select(1, self.parent_or_eye)  # (B, J, 3, 3)
-        h = (sums[:, :, None, 3:] @ Gp).reshape(B, J * 3)
+        h = (sums[:, :, None, 3:] @ self._parent_rotations(g_rot)).reshape(B, J * 3)
         g_b = h @ self.offset_shapedirs_rows
         if self.L:  # the landmarks' own shape vectors: Σ_pairs (G_jᵀ v_l)·ushape_lj
             Gv = (vp[:, :, None] @ posed.G_pair).reshape(B, -1)  # (B, P·3)
