@@ -13,16 +13,28 @@ import torch
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (MiB): VmHWM, which — unlike ru_maxrss — does not
-    inherit the forking parent's peak across exec."""
+def _status_mb(key: str):
+    """A memory line of /proc/self/status in MiB (None where there is no such file)."""
     try:
         for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024.0
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return None
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (MiB): VmHWM, which — unlike ru_maxrss — does not
+    inherit the forking parent's peak across exec."""
+    peak = _status_mb("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def rss_mb() -> float:
+    """Resident memory of this process now (MiB; NaN where /proc is missing)."""
+    now = _status_mb("VmRSS")
+    return now if now is not None else float("nan")
 
 
 def time_call(fn, repeats: int, warmup: int = 2) -> float:

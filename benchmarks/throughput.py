@@ -18,14 +18,7 @@ from smplify.benchmark.synthetic import make_cases
 from smplify.keypoints.layouts import MEDIAPIPE33
 from smplify.keypoints.mapping import layout_targets
 
-from .common import peak_rss_mb
-
-
-def _rss_mb() -> float:
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024.0
-    return float("nan")
+from .common import peak_rss_mb, rss_mb
 
 
 def main(argv=None):
@@ -39,7 +32,7 @@ def main(argv=None):
     inputs = [c.fit_input for c in cases]
     fitter = api.make_fitter("gmm", optimizer=a.optimizer)
     fitter.fit(inputs[:4])
-    before = _rss_mb()
+    before = rss_mb()
     best = float("inf")
     for _ in range(2):
         t = time.perf_counter()
