@@ -100,7 +100,7 @@ class GMMPrior:
     # ---- files ----------------------------------------------------------------------
     @classmethod
     def fit(cls, poses: np.ndarray, components: int = 8, seed: int = 0, meta: dict | None = None,
-            progress: bool = True) -> "GMMPrior":
+            progress: bool = True, reg_covar: float = 1e-4) -> "GMMPrior":
         """Fit on (N, 63) poses. A progress bar shows each EM initialisation's iterations."""
         poses = np.asarray(poses)
         if poses.ndim != 2 or poses.shape[1] != D_BODY:
@@ -110,13 +110,13 @@ class GMMPrior:
         if len(poses) < min_samples(components):
             raise ValueError(f"too little data for a {components}-component GMM: {len(poses)} poses, need at least "
                              f"{min_samples(components)} (use more data or fewer --components)")
-        gm = _progress_mixture(components, progress, covariance_type="full", reg_covar=1e-4, max_iter=500,
+        gm = _progress_mixture(components, progress, covariance_type="full", reg_covar=reg_covar, max_iter=500,
                                n_init=2, random_state=seed)
         try:
             gm.fit(poses)
         finally:
             gm.close_bar()
-        meta = dict(meta or {}, components=components, samples=int(len(poses)), converged=bool(gm.converged_),
+        meta = dict(meta or {}, components=components, reg_covar=reg_covar, samples=int(len(poses)), converged=bool(gm.converged_),
                     joints="SMPL body joints 1-21 (63 axis-angle numbers)", date=time.strftime("%Y-%m-%d"),
                     train_mean_loglik=float(gm.score(poses)))
         return cls(gm.means_, gm.covariances_, gm.weights_, meta)
