@@ -37,28 +37,32 @@ RANGES_DEG = {
     # adduction −z 30°, internal/external rotation about y 45° each
     1: ((-125, 30), (-45, 45), (-30, 45)),
     # spine1/2/3: a third of thoracolumbar flexion (+x) 85°, extension 30°, lateral 35°, rotation 45°, ×~2 slack
-    3: ((-20, 55), (-30, 30), (-25, 25)),
+    3: ((-25, 55), (-30, 30), (-25, 25)),
     # knee: flexion +x to 150°, hyper-extension 10°; tibial rotation (y) ~30°. z is varus/valgus (small) for
     # a straight knee, but for a flexed, twisted one the axis-angle z of R_x(a)R_y(b) is ~ab/2: up to ~40°
     4: ((-10, 150), (-30, 30), (-40, 40)),
-    6: ((-20, 55), (-30, 30), (-25, 25)),
-    # ankle: plantarflexion +x 50°, dorsiflexion −x 20°; foot ab/adduction (y) 20°, inversion/eversion (z) 35°
-    7: ((-25, 55), (-25, 25), (-35, 35)),
-    9: ((-20, 55), (-30, 30), (-25, 25)),
+    6: ((-25, 55), (-30, 30), (-25, 25)),
+    # ankle: plantarflexion +x 50°, dorsiflexion −x 20° open-chain but ~40° weight-bearing (a deep squat,
+    # the lunge test); foot ab/adduction (y) 20°, inversion/eversion (z) 35°
+    7: ((-40, 55), (-25, 25), (-35, 35)),
+    9: ((-25, 55), (-30, 30), (-25, 25)),
     # toes (MTP): extension (toes up) −x 70°, flexion +x 40°
     10: ((-70, 40), (-10, 10), (-10, 10)),
     # neck and head: each ~0.6 of cervical flexion (+x) 50°, extension 60°, lateral 45°, rotation 80°
     12: ((-40, 35), (-50, 50), (-30, 30)),
-    # collar (sternoclavicular): elevation +z 45°, depression 10°, protraction/retraction and axial 30°
-    13: ((-30, 30), (-30, 30), (-15, 45)),
+    # collar: SMPL's collar carries the shoulder girdle (sternoclavicular elevation 45° plus scapular upward
+    # rotation), so elevation +z 60°, depression 20°, protraction/retraction (y) 40°, axial 30°
+    13: ((-30, 30), (-40, 40), (-20, 60)),
     15: ((-40, 35), (-50, 50), (-30, 30)),
     # shoulder from the T-pose: arm up +z to +90° (abduction 180°), arm at the side −90°, a little beyond
     # (adduction across the body); horizontal flexion (forwards, −y) 135°, horizontal extension 45°;
     # internal/external rotation (twist about x) 70°/90°
-    16: ((-90, 90), (-135, 45), (-100, 95)),
-    # elbow: flexion −y to 150°, hyper-extension 10°; pronation/supination (twist, x) 85° each; z is the
-    # carrying angle (~15°) straight, but flexion composed with pronation puts up to ~ab/2 on it
-    18: ((-85, 85), (-150, 10), (-55, 55)),
+    16: ((-90, 90), (-135, 60), (-100, 95)),
+    # elbow: flexion −y to 150°, hyper-extension 10°; pronation/supination (twist, x) 85° each. z would be
+    # the carrying angle (~15°), but joint positions cannot tell an upper arm twisted 90° with the elbow
+    # bent about y from an untwisted arm bent about z (only the hand's orientation differs): the IK of
+    # marker positions and a fit to 2D keypoints alike often bend about z, so z is left open to ±90°
+    18: ((-85, 85), (-150, 10), (-90, 90)),
     # wrist: flexion −z 80°, extension +z 70°, radial/ulnar deviation (y) 20°/30°; twist small
     20: ((-45, 45), (-30, 30), (-80, 70)),
 }

@@ -286,3 +286,34 @@ def drop_near_duplicates(poses: np.ndarray, max_angle: float = 0.05, joints: np.
                          min_move: float | None = None) -> np.ndarray:
     """``poses`` without near-duplicate frames (see :func:`near_duplicate_keep`)."""
     return np.asarray(poses)[near_duplicate_keep(poses, max_angle, joints, min_move)]
+
+
+#: joint maps tried, in order, for a BVH file of unknown layout (the first whose names are all present)
+KNOWN_MAPS = (("CMU cgspeed", CMU_MAP), ("CMU 3dsmax", MAX_MAP), ("Poser-style (CMU salsa)", SALSA_MAP),
+              ("mocapbank", MOCAPBANK_MAP))
+
+
+def detect_joint_map(joint_names, where="") -> Tuple[str, dict]:
+    """The known joint map whose every source joint this skeleton has (``(layout name, map)``)."""
+    have = set(joint_names)
+    for name, jmap in KNOWN_MAPS:
+        if all(src in have for src, _ in jmap.values()):
+            return name, jmap
+    raise ValueError(f"{where}: unknown BVH skeleton (joints {', '.join(list(joint_names)[:8])}, ...); "
+                     f"known layouts: {', '.join(n for n, _ in KNOWN_MAPS)}")
+
+
+def bvh_body_poses(path, fps: float = 10.0, iterations: int = 400) -> np.ndarray:
+    """(T, 63) SMPL body poses of a BVH file (plain or .gz) at ``fps``: layout detected from joint names,
+    units estimated from limb lengths, SMPL fitted to the joint positions (:mod:`priors.ik`)."""
+    from smplify.body import BodyModel, load_model_file
+
+    from .ik import estimate_unit, fit_sequence
+
+    names, pos, ft = bvh_positions(path, 1)
+    every = max(1, round((1 / ft) / fps))
+    _, jmap = detect_joint_map(names, str(path))
+    body = BodyModel(load_model_file())
+    pos = pos[::every]
+    r = fit_sequence(body, pos * estimate_unit(body, pos, names, jmap), names, jmap, iterations=iterations)
+    return r.body_pose.astype(np.float32)
