@@ -29,6 +29,9 @@ CHAINS: Dict[str, tuple] = {
     "left_leg": (1, 4, 7, 10), "right_leg": (2, 5, 8, 11), "spine_head": (3, 6, 9, 12, 15),
     "left_arm": (13, 16, 18, 20), "right_arm": (14, 17, 19, 21),
 }
+#: the limb chains plus one mixture over the whole body (chains may overlap: their terms add up), so
+#: familiar limbs *and* familiar whole-body coordination both count
+CHAINS_WITH_BODY: Dict[str, tuple] = dict(CHAINS, body=tuple(range(1, 22)))
 
 
 def chain_columns(joints: Sequence[int]) -> list:
@@ -92,17 +95,18 @@ class ChainGMMPrior:
         for ch in self._parts():
             fc, gc, k = ch.best(p[:, ch.cols])
             f = f + fc
-            g[:, ch.cols] = gc
+            g[:, ch.cols] += gc  # chains may overlap (a whole-body mixture beside the limb chains): add
             if hessian:
-                H[:, ch.cols[:, None], ch.cols[None, :]] = ch.half_precisions[k]
+                H[:, ch.cols[:, None], ch.cols[None, :]] += ch.half_precisions[k]
         if self.weight != 1.0:
             f, g = f * self.weight, g * self.weight
             H = H * self.weight if hessian else None
         return f, g, H
 
     def mean_pose(self) -> torch.Tensor:
+        """Each chain's weighted mean (the widest chain's where chains overlap)."""
         out = torch.zeros(63)
-        for ch in self._parts():
+        for ch in sorted(self._parts(), key=lambda c: -len(c.cols)):
             w = torch.as_tensor(ch.weights / ch.weights.sum(), dtype=torch.float32)
             out[ch.cols] = (w[:, None] * ch.means.cpu()).sum(0)
         return out

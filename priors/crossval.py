@@ -74,7 +74,9 @@ def train_prior(kind: str, train: np.ndarray, cache: Optional[Path], tag: str, s
 
     kinds: none, bend, limits (data-free); gmm (8 components, covariance regularisation 1e-2, SMPLify's max
     form); gmm-sharp (the old recipe: regularisation 1e-4); chain (per-chain GMMs, :mod:`priors.chains`);
-    vae (encoder-penalty mode); any two joined by '+' are summed (e.g. chain+limits).
+    chain:k16:r1e-2 (16 components per chain, regularisation 1e-2), chain:b (the limb chains plus a
+    whole-body mixture, :data:`priors.chains.CHAINS_WITH_BODY`); vae (encoder-penalty mode); any two
+    joined by '+' are summed (e.g. chain+limits).
     """
     from .chains import ChainGMMPrior, SumPrior
     from .limits import JointLimitPrior
@@ -104,11 +106,15 @@ def train_prior(kind: str, train: np.ndarray, cache: Optional[Path], tag: str, s
                              random_state=seed).fit(train)
         prior = GMMPrior(gm.means_, gm.covariances_, gm.weights_, {"components": 8, "reg_covar": reg,
                                                                     "samples": int(len(train))})
-    elif kind == "chain":
-        f = cache / f"{tag}-chain.npz" if cache else None
+    elif kind.split(":")[0] == "chain":  # chain[:k<components>][:r<reg>][:b], e.g. chain:k16:r1e-2
+        from .chains import CHAINS, CHAINS_WITH_BODY
+
+        opts = {t[0]: t[1:] for t in kind.split(":")[1:]}
+        f = cache / f"{tag}-{kind.replace(':', '_')}.npz" if cache else None
         if f is not None and f.exists():
             return ChainGMMPrior.load(f)
-        prior = ChainGMMPrior.fit(train, components=8, reg_covar=1e-3, seed=seed)
+        prior = ChainGMMPrior.fit(train, components=int(opts.get("k", 8)), reg_covar=float(opts.get("r", 1e-3)),
+                                  seed=seed, chains=CHAINS_WITH_BODY if "b" in opts else CHAINS)
     elif kind == "vae":
         from .vae import VAEPrior
 
@@ -141,15 +147,35 @@ def scaled(prior, scale: float):
 
 
 # ---- fitting ----------------------------------------------------------------------------------
+def train_regressor(body, train: np.ndarray, cache: Optional[Path], tag: str, steps: int, seed: int = 0, log=print):
+    """The keypoint regressor trained on the fold's (mirrored) training poses only, cached as ``tag-regressor.pt``."""
+    from smplify.regressor.cli import layouts_for
+    from smplify.regressor.model import load_regressor
+    from smplify.regressor.train import save_regressor, train as train_reg
+
+    f = cache / f"{tag}-regressor-{steps}.pt" if cache else None
+    if f is not None and f.exists():
+        return load_regressor(f)
+    t0 = time.time()
+    model, summary = train_reg(body, torch.as_tensor(train), layouts_for(body), steps=steps, seed=seed, progress=False)
+    log(f"  trained regressor ({steps} steps) on {len(train)} poses in {time.time() - t0:.0f} s")
+    if f is None:
+        return model.eval()
+    save_regressor(model, f, summary)
+    return load_regressor(f)
+
+
 def fit_rows(body, layout, prior, cases, start_pose: torch.Tensor, group: str, label: str, scale: float,
-             batch: int = 64) -> List[dict]:
-    """Fit ``cases`` with ``prior`` from ``start_pose`` (same for every prior); one row per case."""
+             batch: int = 64, regressor=None) -> List[dict]:
+    """Fit ``cases`` with ``prior`` from ``start_pose`` (same for every prior), or from the fold's
+    ``regressor`` (its estimate, the fitter's shorter schedule); one row per case."""
     from smplify.benchmark.runner import evaluate_batch
     from smplify.config import FitConfig
     from smplify.fitter import Fitter
 
-    cfg = FitConfig(init="mean", start_pose="shared", optimizer="lbfgs", vae_mode="penalty")
-    fitter = Fitter(body, cfg, prior=prior)
+    init = "mean" if regressor is None else "regressor"
+    cfg = FitConfig(init=init, start_pose="shared", optimizer="lbfgs", vae_mode="penalty")
+    fitter = Fitter(body, cfg, prior=prior, regressor=regressor)
     fitter._shared_start = start_pose.reshape(63).clone()  # the fold's own training mean, for every prior
     rows = []
     for i in range(0, len(cases), batch):
@@ -170,8 +196,10 @@ def _done(csv_path: Path) -> set:
 
 def run(out, pose_set=OPEN_POSES, priors: Sequence[str] = DEFAULT_PRIORS.split(","),
         scales: Sequence[float] = (0.1, 0.3, 1.0), groups: Optional[Sequence[str]] = None, n: int = 12,
-        noise=(0.0, 8.0), dropout=(0.0, 0.3), seed: int = 0, cache: Optional[Path] = None, log=print) -> Path:
-    """Run (or resume) the leave-one-group-out evaluation; returns the CSV path."""
+        noise=(0.0, 8.0), dropout=(0.0, 0.3), seed: int = 0, cache: Optional[Path] = None, log=print,
+        start: str = "mean", regressor_steps: int = 1500) -> Path:
+    """Run (or resume) the leave-one-group-out evaluation; returns the CSV path. ``start='regressor'``:
+    every fit starts from a regressor trained on the fold's training poses (rows labelled ``prior@regressor``)."""
     from smplify.benchmark.synthetic import make_cases
     from smplify.body import BodyModel, load_model_file
     from smplify.keypoints.layouts import MEDIAPIPE33
@@ -194,27 +222,56 @@ def run(out, pose_set=OPEN_POSES, priors: Sequence[str] = DEFAULT_PRIORS.split("
         if new:
             w.writeheader()
         for gi, g in enumerate(groups):
+            suffix = "@regressor" if start == "regressor" else ""
             todo = [(p, s) for p in priors for s in ([1.0] if p in ("none",) else scales)
-                    if (g, p, float(s)) not in done]
+                    if (g, p + suffix, float(s)) not in done]
             if not todo:
                 continue
             train, test = data.split(g)
             train = np.concatenate([train, mirror_poses(train)])
             log(f"[{gi + 1}/{len(groups)}] held out {g}: {len(test)} test poses, {len(train)} training poses (mirrored)")
-            start = torch.as_tensor(train.mean(0), dtype=torch.float32)
+            start_pose = torch.as_tensor(train.mean(0), dtype=torch.float32)
             cases = make_cases(body, layout, n=n, noise_levels=noise, dropouts=dropout, seed=seed + 1000 * gi,
                                poses=test)
             trained = {}
+            tag = f"{Path(pose_set).stem}-no-{g}"
+            reg = train_regressor(body, train, cache, tag, regressor_steps, seed, log) if start == "regressor" else None
             for p, s in todo:
                 if p not in trained:
-                    trained[p] = train_prior(p, train, cache, f"{Path(pose_set).stem}-no-{g}", seed, log)
+                    trained[p] = train_prior(p, train, cache, tag, seed, log)
                 t0 = time.time()
-                rows = fit_rows(body, layout, scaled(trained[p], s), cases, start, g, p, s)
+                rows = fit_rows(body, layout, scaled(trained[p], s), cases, start_pose, g, p + suffix, s,
+                                regressor=reg)
                 w.writerows(rows)
                 fh.flush()
                 pa = np.mean([r["pa_mpjpe_mm"] for r in rows])
                 log(f"  {p} x{s:g}: PA-MPJPE {pa:.1f} mm over {len(rows)} fits ({time.time() - t0:.0f} s)")
     return csv_path
+
+
+def fold_auc(out, pose_set=OPEN_POSES, kinds: Sequence[str] = ("gmm", "chain", "vae"), groups=None,
+             cache: Optional[Path] = None, max_poses: int = 2000, log=print) -> dict:
+    """ROC AUC (:func:`priors.evaluate.prior_auc`) of each fold's prior on its held-out group's poses:
+    {kind: {group: {auc_vs_noise_0.3rad_per_joint: ..., ...}}}; written to ``out/auc.json``."""
+    from .evaluate import prior_auc
+
+    data = load_grouped(pose_set)
+    cache = Path(cache) if cache else Path(out) / "cache"
+    res: dict = {}
+    for g in groups or data.group_names:
+        train, test = data.split(g)
+        train = np.concatenate([train, mirror_poses(train)])
+        test = test[np.random.default_rng(0).permutation(len(test))[:max_poses]]
+        for k in kinds:
+            prior = train_prior(k, train, cache, f"{Path(pose_set).stem}-no-{g}", 0, log)
+            res.setdefault(k, {})[g] = prior_auc(prior, test)
+            log(f"  {k} held out {g}: AUC per joint {res[k][g]['auc_vs_noise_0.3rad_per_joint']:.3f}")
+    for k, d in res.items():
+        d["mean"] = {m: float(np.mean([v[m] for gg, v in d.items() if gg != "mean"]))
+                     for m in ("auc_vs_noise_0.3rad", "auc_vs_noise_0.3rad_per_joint", "auc_vs_uniform_in_limits")}
+    Path(out).mkdir(parents=True, exist_ok=True)
+    (Path(out) / "auc.json").write_text(json.dumps(res, indent=1))
+    return res
 
 
 # ---- summary ----------------------------------------------------------------------------------
@@ -260,8 +317,9 @@ def summarise(rows: List[dict]) -> dict:
         out["priors"][p] = {"per_group": per_group, "chosen_scale": chosen, "overall": float(np.mean(list(per_group.values()))),
                             "per_level": {f"{nz:g}px/{dp:g}": float(np.nanmean(v)) for (nz, dp), v in per_level.items()},
                             "by_scale_all_groups": by_scale}
-    if "none" in out["priors"]:
-        base = out["priors"]["none"]
+    base_name = "none" if "none" in out["priors"] else next((p for p in out["priors"] if p.startswith("none")), None)
+    if base_name is not None:
+        base = out["priors"][base_name]
         for p, d in out["priors"].items():
             d["change_vs_none_pct"] = 100 * (d["overall"] / base["overall"] - 1)
             d["worse_than_none_groups"] = [g for g in groups if d["per_group"][g] > base["per_group"][g]]
@@ -301,15 +359,27 @@ def main(argv=None) -> int:
     ap.add_argument("--dropout", default="0,0.3")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache", help="folder for the fold priors (default OUT/cache; not for committing)")
+    ap.add_argument("--start", default="mean", choices=["mean", "regressor"],
+                    help="mean: every fit from the fold's mean pose; regressor: from a regressor trained on the fold")
+    ap.add_argument("--regressor-steps", type=int, default=1500)
     ap.add_argument("--summary-only", action="store_true", help="only (re)write the summary from the CSV")
+    ap.add_argument("--auc", action="store_true",
+                    help="instead: each fold prior's ROC AUC on its held-out group (real vs noisy poses) -> auc.json")
     a = ap.parse_args(argv)
     out = Path(a.out)
+    if a.auc:
+        torch.set_num_threads(1)
+        kinds = [k for k in a.priors.split(",") if k in ("gmm", "gmm-sharp", "chain", "vae")]
+        fold_auc(out, a.poses, kinds, a.groups.split(",") if a.groups else None,
+                 Path(a.cache) if a.cache else None)
+        return 0
     try:
         if not a.summary_only:
             torch.set_num_threads(1)
             run(out, a.poses, a.priors.split(","), [float(x) for x in a.scales.split(",")],
                 a.groups.split(",") if a.groups else None, a.n, [float(x) for x in a.noise.split(",")],
-                [float(x) for x in a.dropout.split(",")], a.seed, Path(a.cache) if a.cache else out / "cache")
+                [float(x) for x in a.dropout.split(",")], a.seed, Path(a.cache) if a.cache else out / "cache",
+                start=a.start, regressor_steps=a.regressor_steps)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -159,3 +159,21 @@ def test_crossval_harness_on_a_tiny_fixture(tmp_path):
     assert all(np.isfinite(v) for v in s["priors"]["limits"]["per_group"].values())
     assert "| none |" in (out / "summary.md").read_text()
     assert main(["--out", str(tmp_path / "x"), "--poses", str(path), "--groups", "zz"]) == 2
+
+
+def test_gmm_weight_scales_every_form_and_survives_save(tmp_path):
+    from priors.gmm import GMMPrior
+
+    rng = np.random.default_rng(1)
+    poses = rng.normal(0, 0.3, (300, 63)).astype(np.float32)
+    g1 = GMMPrior.fit(poses, components=2, progress=False)
+    g3 = GMMPrior.load(GMMPrior(g1.means.numpy(), g1._covars.numpy(), g1._weights,
+                                dict(g1.meta, weight=3.0)).save(tmp_path / "g3.npz"))
+    x = torch.tensor(poses[:7]) + 0.2
+    assert g3.weight == 3.0
+    for mode in ("max", "logsumexp"):
+        assert torch.allclose(g3.nll(x, mode), 3 * g1.nll(x, mode), rtol=1e-4, atol=1e-3)
+    f1, gr1, H1 = pose_prior_normal(g1, x)
+    f3, gr3, H3 = pose_prior_normal(g3, x)
+    assert torch.allclose(f3, 3 * f1, rtol=1e-4) and torch.allclose(gr3, 3 * gr1, rtol=1e-4, atol=1e-5)
+    assert torch.allclose(H3, 3 * H1, rtol=1e-4)
