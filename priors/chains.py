@@ -114,8 +114,12 @@ class ChainGMMPrior:
     # ---- training and files ------------------------------------------------------------
     @classmethod
     def fit(cls, poses: np.ndarray, components: int = 8, reg_covar: float = 1e-3, seed: int = 0,
-            meta: dict | None = None, chains: Dict[str, tuple] = CHAINS) -> "ChainGMMPrior":
-        """One full-covariance mixture per chain on (N, 63) poses (scikit-learn EM)."""
+            meta: dict | None = None, chains: Dict[str, tuple] = CHAINS,
+            body_reg: float | None = None) -> "ChainGMMPrior":
+        """One full-covariance mixture per chain on (N, 63) poses (scikit-learn EM). ``body_reg``: also a
+        whole-body mixture (chain ``body``, all 21 joints, ``components`` components) with that covariance
+        regularisation, whose term adds to the limb chains' (the sum the leave-one-group-out evaluation
+        calls gmm+chain)."""
         from sklearn.mixture import GaussianMixture
 
         poses = np.asarray(poses, np.float64)
@@ -128,7 +132,14 @@ class ChainGMMPrior:
             gm = GaussianMixture(components, covariance_type="full", reg_covar=reg_covar, max_iter=300, n_init=1,
                                  random_state=seed).fit(poses[:, chain_columns(joints)])
             out[name] = {"joints": joints, "means": gm.means_, "covars": gm.covariances_, "weights": gm.weights_}
-        meta = dict(meta or {}, components=components, reg_covar=reg_covar, samples=int(len(poses)),
+        if body_reg is not None:
+            chains = dict(chains, body=tuple(range(1, 22)))
+            gm = GaussianMixture(components, covariance_type="full", reg_covar=body_reg, max_iter=300, n_init=1,
+                                 random_state=seed).fit(poses)
+            out["body"] = {"joints": chains["body"], "means": gm.means_, "covars": gm.covariances_,
+                           "weights": gm.weights_}
+        meta = dict(meta or {}, components=components, reg_covar=reg_covar, body_reg_covar=body_reg,
+                    samples=int(len(poses)),
                     chains={n: list(j) for n, j in chains.items()}, date=time.strftime("%Y-%m-%d"))
         return cls(out, meta)
 

@@ -20,6 +20,8 @@ def add_parser(sub) -> None:
     p.add_argument("--reg", type=float, help="covariance regularisation added to each component's diagonal, "
                                             "rad² (default: 1e-4 gmm, 1e-3 chain)")
     p.add_argument("--weight", type=float, default=1.0, help="chain: scale of the whole prior (stored in the file)")
+    p.add_argument("--with-body", type=float, metavar="REG",
+                   help="chain: also a whole-body mixture with this covariance regularisation (its term adds up)")
     p.add_argument("--limits-weight", type=float, default=0.0,
                    help="chain: add the anatomical joint limits with this weight (stored in the file)")
     p.add_argument("--epochs", type=int, default=60, help="VAE epochs (default 60)")
@@ -57,7 +59,7 @@ def run(args) -> int:
         elif args.kind == "chain":
             from .chains import ChainGMMPrior
 
-            prior = ChainGMMPrior.fit(poses, args.components, args.reg or 1e-3, args.seed, meta)
+            prior = ChainGMMPrior.fit(poses, args.components, args.reg or 1e-3, args.seed, meta, body_reg=args.with_body)
             prior.weight = args.weight
             prior.meta["limits_weight"] = args.limits_weight
             detail = f"{args.components} components per chain, weight {args.weight:g}, limits {args.limits_weight:g}"
