@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from smplify.fileio import atomic_savez
+from smplify.paths import PRIOR_ASSETS, ROOT
 
 from .posedata import HELDOUT, OPEN_POSES
 
@@ -50,13 +51,13 @@ def build(mocap_root, out=OPEN_POSES, fps: float = 15.0, iterations: int = 400, 
     out = Path(out)
     atomic_savez(out, compressed=True, poses=np.concatenate(poses), sequence=seq, sequence_names=np.array(names),
                         split=split, report_json=np.array(json.dumps(report)),
-                        attribution=np.array((Path(__file__).parent / "assets" / "ATTRIBUTION.md").read_text()))
+                        attribution=np.array((PRIOR_ASSETS / "ATTRIBUTION.md").read_text()))
     return report
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="open mocap -> SMPL body poses (IK)")
-    ap.add_argument("--mocap", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mocap"))
+    ap.add_argument("--mocap", default=str(ROOT.parent / "shared" / "data" / "mocap"))
     ap.add_argument("--out", default=str(OPEN_POSES))
     ap.add_argument("--fps", type=float, default=15.0)
     ap.add_argument("--dedupe-angle", type=float, default=0.0,

@@ -37,6 +37,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from ..paths import OPEN_BODY_MODEL
 from .model_file import BodyModelData, save_compact_npz
 from .names import NUM_JOINTS, SMPL_JOINT_NAMES, SMPL_PARENTS
 
@@ -378,7 +379,7 @@ def build(n_samples: int = 400, n_test: int = 40, seed: int = 0, out=None, repor
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "assets" / "open_body_model.npz"))
+    ap.add_argument("--out", default=str(OPEN_BODY_MODEL))
     ap.add_argument("--report", default=None, help="accuracy report JSON (default: beside --out)")
     ap.add_argument("--samples", type=int, default=400)
     ap.add_argument("--seed", type=int, default=0)

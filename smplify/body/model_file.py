@@ -47,11 +47,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from .names import LANDMARK_NAMES, NUM_JOINTS, SMPL_PARENTS
+from ..paths import OPEN_BODY_MODEL
 from .safe_pickle import PickleReadError, UnsafePickleError, safe_load_pickle
 
 #: environment variable naming a user-provided model file or folder
 MODEL_ENV = "SMPLIFY_MODEL"
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "assets" / "open_body_model.npz"
+DEFAULT_MODEL_PATH = OPEN_BODY_MODEL
 
 
 class ModelFileError(ValueError):

@@ -1,1 +1,2 @@
-"""Synthetic benchmark with known 3D truth, and prior comparison."""
+"""Accuracy evaluation: synthetic scenes with known 3D truth, the benchmark runner, prior comparison
+(tables, plots, grids). The speed benchmarks are the top-level ``benchmarks/`` scripts."""

@@ -128,4 +128,8 @@ def load_regressor(path, expected_points: Optional[int] = None) -> KeypointRegre
         raise ValueError(f"{path}: regressor made for {model.num_points} body points, model has {expected_points}")
     model.eval()
     model.meta = meta
+    from .slots import open_point_names
+
+    if model.num_points == len(open_point_names()):  # its input slots, by name (see .slots)
+        model.point_names = open_point_names()
     return model
