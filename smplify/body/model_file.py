@@ -186,18 +186,6 @@ def _standard_landmarks(kind: str):
     return names, verts, np.ones(verts.shape, np.float32)
 
 
-def _rotvec_to_matrix(r: np.ndarray) -> np.ndarray:
-    """(n, 3) axis-angle -> (n, 3, 3) rotation matrices (Rodrigues, float64)."""
-    r = np.asarray(r, np.float64).reshape(-1, 3)
-    angle = np.linalg.norm(r, axis=1)
-    axis = r / np.where(angle > 1e-12, angle, 1.0)[:, None]
-    K = np.zeros((len(r), 3, 3))
-    K[:, 0, 1], K[:, 0, 2], K[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
-    K[:, 1, 0], K[:, 2, 0], K[:, 2, 1] = axis[:, 2], -axis[:, 1], axis[:, 0]
-    s, c = np.sin(angle)[:, None, None], np.cos(angle)[:, None, None]
-    return np.eye(3) + s * K + (1 - c) * (K @ K)
-
-
 def _bake_pose(v, shapedirs, posedirs, jreg, weights, parents, full_pose):
     """The rest mesh of a full-tree model posed at ``full_pose`` (n, 3), as new arrays.
 
@@ -206,7 +194,11 @@ def _bake_pose(v, shapedirs, posedirs, jreg, weights, parents, full_pose):
     shapedirs, body posedirs (V, 3, 189) turned with the vertices they move).
     """
     n = len(parents)
-    R = _rotvec_to_matrix(full_pose)
+    import torch
+
+    from ..rotations import rotvec_to_rotmat
+
+    R = rotvec_to_rotmat(torch.as_tensor(np.asarray(full_pose, np.float64).reshape(-1, 3))).numpy()
     Rg = np.zeros((n, 3, 3))
     for k in range(n):
         Rg[k] = R[k] if parents[k] < 0 else Rg[parents[k]] @ R[k]
