@@ -110,6 +110,7 @@ class BodyModelData:
         )
 
 
+#: smplx's vertex-joint key -> our landmark name (read both ways)
 _SMPLX_VERTEX_KEYS = {
     "nose": "nose", "reye": "right_eye", "leye": "left_eye", "rear": "right_ear", "lear": "left_ear",
     "LBigToe": "left_big_toe", "LSmallToe": "left_small_toe", "LHeel": "left_heel",
@@ -173,14 +174,7 @@ def _standard_landmarks(kind: str):
     from smplx.vertex_ids import vertex_ids
 
     table = vertex_ids["smplx" if kind == "smplx" else "smplh"]
-    src = {
-        "nose": "nose", "left_eye": "leye", "right_eye": "reye", "left_ear": "lear", "right_ear": "rear",
-        "left_big_toe": "LBigToe", "left_small_toe": "LSmallToe", "left_heel": "LHeel",
-        "right_big_toe": "RBigToe", "right_small_toe": "RSmallToe", "right_heel": "RHeel",
-        "left_thumb": "lthumb", "left_index": "lindex", "left_middle": "lmiddle", "left_ring": "lring",
-        "left_pinky": "lpinky", "right_thumb": "rthumb", "right_index": "rindex", "right_middle": "rmiddle",
-        "right_ring": "rring", "right_pinky": "rpinky",
-    }
+    src = {ours: theirs for theirs, ours in _SMPLX_VERTEX_KEYS.items()}
     names = tuple(n for n in LANDMARK_NAMES if n in src and src[n] in table)
     verts = np.array([[table[src[n]]] for n in names], np.int64)
     return names, verts, np.ones(verts.shape, np.float32)
