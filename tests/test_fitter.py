@@ -231,8 +231,6 @@ def test_loss_curve_and_converged_flag(body):
 
 
 def test_shared_start_pose_is_the_same_for_every_prior(body):
-    from priors import get_pose_prior
-
     starts = []
     for name in ("none", "gmm", "vae"):
         f = build_fitter(body, FitConfig(prior=name, start_pose="shared"))

@@ -1,6 +1,4 @@
 """Levenberg-Marquardt path: analytic point Jacobians, residual form of the objective, the optimiser."""
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
