@@ -1,6 +1,6 @@
 """Convert all the open mocap into SMPL body poses by inverse kinematics and store them (one command).
 
-    python -m priors.build_pose_data            # ../shared/data/mocap -> priors/assets/open_poses.npz
+    python -m smplify.cli.build_pose_data       # ../shared/data/mocap -> priors/assets/open_poses.npz
 
 Every sequence (the three minutes of cmu_01_01/01_03, mocapbank, holosoma climbing, and the 165 CMU
 clips of ``mocap/cmu`` in three skeleton layouts) is read at ``--fps`` (10), its unit is estimated from
@@ -12,9 +12,7 @@ Sources, units and licences: shared/data/SOURCES.md, mocap/cmu/SOURCES.md, prior
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -22,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from smplify.fileio import atomic_savez
+from smplify.paths import PRIOR_ASSETS
 
 from .posedata import HELDOUT, OPEN_POSES
 
@@ -82,7 +81,7 @@ def build(mocap_root, out=OPEN_POSES, fps: float = 10.0, iterations: int = 400, 
     atomic_savez(out, compressed=True, poses=np.concatenate(poses), sequence=seq, sequence_names=np.array(names),
                  group=np.concatenate(grp_ids), group_names=np.array(groups), split=split,
                  report_json=np.array(json.dumps(report)), sources_json=np.array(json.dumps(summary)),
-                 attribution=np.array((Path(__file__).parent / "assets" / "ATTRIBUTION.md").read_text()))
+                 attribution=np.array((PRIOR_ASSETS / "ATTRIBUTION.md").read_text()))
     return {"sequences": report, "sources": summary}
 
 
@@ -105,30 +104,3 @@ def per_source(report: dict) -> dict:
             a["ik_limb_error_cm"] = round(a.pop("_l") / n, 2)
         out[key] = agg
     return out
-
-
-def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m priors.build_pose_data",
-                                 description="all open mocap -> SMPL body poses (IK), with source and activity group")
-    ap.add_argument("--mocap", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mocap"))
-    ap.add_argument("--out", default=str(OPEN_POSES))
-    ap.add_argument("--fps", type=float, default=10.0)
-    ap.add_argument("--iterations", type=int, default=400)
-    ap.add_argument("--max-frame-error-cm", type=float, default=3.0,
-                    help="drop frames whose mean IK error over the mapped joints is above this")
-    ap.add_argument("--only", nargs="*", help="only these sequence names or groups (for tests)")
-    a = ap.parse_args(argv)
-    if not Path(a.mocap).is_dir():
-        print(f"error: {a.mocap}: mocap folder not found", file=sys.stderr)
-        return 2
-    rep = build(a.mocap, a.out, a.fps, a.iterations, a.max_frame_error_cm, a.only)
-    print(json.dumps(rep["sources"], indent=1))
-    bad = [n for n, r in rep["sequences"].items() if r["ik_mean_error_cm"] > MAX_MEAN_ERROR_CM]
-    if bad:
-        print(f"error: IK error above {MAX_MEAN_ERROR_CM} cm in {', '.join(bad)}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

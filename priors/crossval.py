@@ -1,7 +1,7 @@
 """Leave-one-group-out evaluation of pose priors: evaluation that cannot flatter.
 
-    python -m priors.crossval --out docs/results/crossval      # every group in turn (slow: an hour or more)
-    python -m priors.crossval --out /tmp/cv --groups dance,salsa --n 8 --priors none,limits,chain
+    python -m smplify.cli.crossval --out docs/results/crossval    # every group in turn (about an hour)
+    python -m smplify.cli.crossval --out /tmp/cv --groups dance,salsa --n 8 --priors none,limits,chain
 
 For each activity group of the open pose set (``group`` in open_poses.npz: climbing, dance, salsa,
 locomotion, exercise, sports, jumping, everyday, holosoma_climb), the learned priors are trained on
@@ -20,7 +20,6 @@ against ``none``.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
@@ -58,7 +57,7 @@ def load_grouped(path=OPEN_POSES) -> GroupedPoses:
     them is grouped by sequence)."""
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"{p}: pose set not found (python -m priors.build_pose_data)")
+        raise FileNotFoundError(f"{p}: pose set not found (python -m smplify.cli.build_pose_data)")
     with np.load(p, allow_pickle=False) as z:
         poses = z["poses"].astype(np.float32)
         if "group" in z.files:
@@ -149,7 +148,7 @@ def scaled(prior, scale: float):
 # ---- fitting ----------------------------------------------------------------------------------
 def train_regressor(body, train: np.ndarray, cache: Optional[Path], tag: str, steps: int, seed: int = 0, log=print):
     """The keypoint regressor trained on the fold's (mirrored) training poses only, cached as ``tag-regressor.pt``."""
-    from smplify.regressor.cli import layouts_for
+    from smplify.regressor.train import layouts_for
     from smplify.regressor.model import load_regressor
     from smplify.regressor.train import save_regressor, train as train_reg
 
@@ -169,14 +168,14 @@ def fit_rows(body, layout, prior, cases, start_pose: torch.Tensor, group: str, l
              batch: int = 64, regressor=None) -> List[dict]:
     """Fit ``cases`` with ``prior`` from ``start_pose`` (same for every prior), or from the fold's
     ``regressor`` (its estimate, the fitter's shorter schedule); one row per case."""
-    from smplify.benchmark.runner import evaluate_batch
     from smplify.config import FitConfig
-    from smplify.fitter import Fitter
+    from smplify.evaluation.runner import evaluate_batch
+    from smplify.fitting import Fitter
 
     init = "mean" if regressor is None else "regressor"
     cfg = FitConfig(init=init, start_pose="shared", optimizer="lbfgs", vae_mode="penalty")
-    fitter = Fitter(body, cfg, prior=prior, regressor=regressor)
-    fitter._shared_start = start_pose.reshape(63).clone()  # the fold's own training mean, for every prior
+    # the fold's own training mean is every prior's start (and the unseen joints' pose from the regressor)
+    fitter = Fitter(body, cfg, prior=prior, regressor=regressor, start_pose=start_pose.reshape(63).numpy())
     rows = []
     for i in range(0, len(cases), batch):
         for r in evaluate_batch(fitter, cases[i : i + batch], label):
@@ -200,7 +199,7 @@ def run(out, pose_set=OPEN_POSES, priors: Sequence[str] = DEFAULT_PRIORS.split("
         start: str = "mean", regressor_steps: int = 1500) -> Path:
     """Run (or resume) the leave-one-group-out evaluation; returns the CSV path. ``start='regressor'``:
     every fit starts from a regressor trained on the fold's training poses (rows labelled ``prior@regressor``)."""
-    from smplify.benchmark.synthetic import make_cases
+    from smplify.evaluation.synthetic import make_cases
     from smplify.body import BodyModel, load_model_file
     from smplify.keypoints.layouts import MEDIAPIPE33
     from smplify.keypoints.mapping import layout_targets
@@ -345,54 +344,3 @@ def markdown(s: dict) -> str:
         lines.append(f"- {p}: " + ", ".join(f"×{k}: {v:.1f}" for k, v in d["by_scale_all_groups"].items())
                      + "; chosen per group: " + ", ".join(f"{g} ×{d['chosen_scale'][g]:g}" for g in groups))
     return "\n".join(lines) + "\n"
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m priors.crossval", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", required=True, help="folder for crossval.csv, summary.md, summary.json")
-    ap.add_argument("--poses", default=str(OPEN_POSES), help="pose set with per-pose groups (open_poses.npz)")
-    ap.add_argument("--priors", default=DEFAULT_PRIORS)
-    ap.add_argument("--scales", default=DEFAULT_SCALES, help="weight scales tried for every prior but none")
-    ap.add_argument("--groups", help="comma-separated groups to hold out (default: all)")
-    ap.add_argument("--n", type=int, default=12, help="bodies per group (each at every noise × dropout level)")
-    ap.add_argument("--noise", default="0,8")
-    ap.add_argument("--dropout", default="0,0.3")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--cache", help="folder for the fold priors (default OUT/cache; not for committing)")
-    ap.add_argument("--start", default="mean", choices=["mean", "regressor"],
-                    help="mean: every fit from the fold's mean pose; regressor: from a regressor trained on the fold")
-    ap.add_argument("--regressor-steps", type=int, default=1500)
-    ap.add_argument("--summary-only", action="store_true", help="only (re)write the summary from the CSV")
-    ap.add_argument("--auc", action="store_true",
-                    help="instead: each fold prior's ROC AUC on its held-out group (real vs noisy poses) -> auc.json")
-    a = ap.parse_args(argv)
-    out = Path(a.out)
-    if a.auc:
-        torch.set_num_threads(1)
-        kinds = [k for k in a.priors.split(",") if k in ("gmm", "gmm-sharp", "chain", "vae")]
-        fold_auc(out, a.poses, kinds, a.groups.split(",") if a.groups else None,
-                 Path(a.cache) if a.cache else None)
-        return 0
-    try:
-        if not a.summary_only:
-            torch.set_num_threads(1)
-            run(out, a.poses, a.priors.split(","), [float(x) for x in a.scales.split(",")],
-                a.groups.split(",") if a.groups else None, a.n, [float(x) for x in a.noise.split(",")],
-                [float(x) for x in a.dropout.split(",")], a.seed, Path(a.cache) if a.cache else out / "cache",
-                start=a.start, regressor_steps=a.regressor_steps)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    csv_path = out / "crossval.csv"
-    if not csv_path.exists():
-        print(f"error: {csv_path}: no results", file=sys.stderr)
-        return 2
-    s = summarise(read_csv(csv_path))
-    (out / "summary.json").write_text(json.dumps(s, indent=1))
-    (out / "summary.md").write_text(markdown(s))
-    print(markdown(s))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

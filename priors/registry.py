@@ -6,14 +6,14 @@ A chain-GMM file may carry a ``limits_weight`` in its metadata: the anatomical j
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import torch
 
-ASSETS = Path(__file__).resolve().parent / "assets"
+from smplify.paths import CHAIN_PRIOR, GMM_PRIOR, VAE_PRIOR
+
 PRIOR_NAMES = ("none", "gmm", "vae", "bend", "chain", "limits")
-DEFAULT_FILES = {"gmm": ASSETS / "gmm_open.npz", "vae": ASSETS / "vae_open.pt", "chain": ASSETS / "chain_open.npz"}
+DEFAULT_FILES = {"gmm": GMM_PRIOR, "vae": VAE_PRIOR, "chain": CHAIN_PRIOR}
 
 
 class NoPrior:

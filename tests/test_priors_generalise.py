@@ -139,7 +139,8 @@ def test_chain_registry_adds_stored_limits_weight(tmp_path):
 
 
 def test_crossval_harness_on_a_tiny_fixture(tmp_path):
-    from priors.crossval import main, read_csv, summarise
+    from priors.crossval import read_csv, summarise
+    from smplify.cli.crossval import main
 
     poses = open_poses("train")
     rng = np.random.default_rng(0)
