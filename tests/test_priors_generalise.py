@@ -178,3 +178,38 @@ def test_gmm_weight_scales_every_form_and_survives_save(tmp_path):
     f3, gr3, H3 = pose_prior_normal(g3, x)
     assert torch.allclose(f3, 3 * f1, rtol=1e-4) and torch.allclose(gr3, 3 * gr1, rtol=1e-4, atol=1e-5)
     assert torch.allclose(H3, 3 * H1, rtol=1e-4)
+
+
+def test_benchmark_on_the_users_own_poses(tmp_path):
+    from smplify.cli import main
+
+    poses = open_poses("train")[:20]
+    np.savez(tmp_path / "mine.npz", poses=poses)  # a plain (N, 63) pose file
+    out = tmp_path / "b"
+    assert main(["benchmark", "--prior", "none", "--init", "mean", "--n", "2", "--noise", "0", "--dropout", "0",
+                 "--poses", str(tmp_path / "mine.npz"), "--out", str(out)]) == 0
+    assert (out / "summary.md").exists()
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    assert main(["benchmark", "--prior", "none", "--n", "2", "--poses", str(tmp_path / "bad.npz"),
+                 "--out", str(tmp_path / "c")]) == 2
+
+
+def test_eval_poses_from_a_bvh_by_ik(tmp_path):
+    from priors.mocap import detect_joint_map
+    from priors.posedata import PoseDataError, load_eval_poses
+
+    src = "/work/shared/data/mocap/mocapbank_walk.bvh"
+    import os
+
+    if not os.path.exists(src):
+        pytest.skip("shared mocap not here")
+    text = open(src).read()
+    head, motion = text.split("MOTION")
+    lines = motion.strip().splitlines()
+    (tmp_path / "walk.bvh").write_text(head + "MOTION\nFrames: 30\n" + lines[1] + "\n" + "\n".join(lines[2:32]) + "\n")
+    poses = load_eval_poses([tmp_path / "walk.bvh"], fps=10)
+    assert poses.shape == (10, 63) and np.isfinite(poses).all()
+    with pytest.raises(ValueError, match="unknown BVH skeleton"):
+        detect_joint_map(("a", "b"), "x.bvh")
+    with pytest.raises(PoseDataError, match="not found"):
+        load_eval_poses([tmp_path / "nope.npz"])

@@ -35,6 +35,9 @@ def _add_common(p) -> None:
                    help="start (default: the fitter's default for benchmark, the mean pose for compare-priors, "
                         "where the priors matter most)")
     p.add_argument("--device", default="cpu", help="torch device of the optimisation, e.g. cuda")
+    p.add_argument("--poses", nargs="+", metavar="FILE",
+                   help="test on your own held-out poses instead of the open set's held-out sequence: AMASS .npz "
+                        "(poses), our pose npz, plain (N, 63|69|72) npz, or BVH (.bvh, .bvh.gz; converted by IK)")
     p.add_argument("--start-pose", choices=["prior", "shared"],
                    help="mean-init start pose: each prior's own mean, or the same (the GMM's mean) for "
                         "every prior (default: prior for benchmark, shared for compare-priors)")
@@ -42,7 +45,7 @@ def _add_common(p) -> None:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("benchmark", help="synthetic benchmark with known 3D truth, one configuration")
-    p.add_argument("--prior", default="gmm", choices=["none", "gmm", "vae"])
+    p.add_argument("--prior", default="gmm", choices=["none", "gmm", "vae", "chain", "limits", "bend"])
     _add_common(p)
     p.set_defaults(func=run_benchmark, default_start_pose="prior", default_init=None)
     q = sub.add_parser("compare-priors", help="every prior under the same schedule: tables and plots")
@@ -65,8 +68,13 @@ def make_benchmark_cases(body, args):
     from ..keypoints.mapping import layout_targets
 
     noise, drop = _levels(args)
+    poses = None
+    if getattr(args, "poses", None):
+        from priors.posedata import load_eval_poses
+
+        poses = load_eval_poses(args.poses)
     return make_cases(body, layout_targets(MEDIAPIPE33, body.landmark_names), n=args.n, noise_levels=noise,
-                      dropouts=drop, seed=args.seed)
+                      dropouts=drop, seed=args.seed, poses=poses)
 
 
 def fit_config(args):
@@ -135,7 +143,11 @@ def run_benchmark(args) -> int:
     fitters = _fitters([args.prior], args)
     if fitters is None:
         return 2
-    csv, curves, body, cases = _fresh_run(out, args)
+    try:
+        csv, curves, body, cases = _fresh_run(out, args)
+    except ValueError as exc:  # --poses: unreadable or unconvertible pose files (one line naming the file)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return 2
     t0 = time.time()
     try:
         _fit_cases(args.prior, cases, csv, args, curves_path=curves, fitter=fitters[args.prior])
@@ -165,7 +177,11 @@ def run_compare(args) -> int:
         from ..evaluation.images import compare_on_images
 
         return compare_on_images(priors, Path(args.images), out, fitters)
-    csv, curves, body, cases = _fresh_run(out, args)
+    try:
+        csv, curves, body, cases = _fresh_run(out, args)
+    except ValueError as exc:  # --poses: unreadable or unconvertible pose files (one line naming the file)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return 2
     interrupted = False
     grid_tags = [c.fit_input.tag for c in plots.grid_cases(cases)]
     kept = {p: dict.fromkeys(grid_tags) for p in priors}  # the grid shows these very fits, not refits
