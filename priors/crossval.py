@@ -215,11 +215,12 @@ def run(out, pose_set=OPEN_POSES, priors: Sequence[str] = DEFAULT_PRIORS.split("
             raise ValueError(f"unknown group {g!r} (the pose set has {', '.join(data.group_names)})")
     body = BodyModel(load_model_file())
     layout = layout_targets(MEDIAPIPE33, body.landmark_names)
-    new = not csv_path.exists()
+    new = not csv_path.exists() or csv_path.stat().st_size == 0
     with open(csv_path, "a", newline="") as fh:
         w = csv.DictWriter(fh, FIELDS)
-        if new:
+        if new:  # written at once: a run killed before its first row still leaves a readable file
             w.writeheader()
+            fh.flush()
         for gi, g in enumerate(groups):
             suffix = "@regressor" if start == "regressor" else ""
             todo = [(p, s) for p in priors for s in ([1.0] if p in ("none",) else scales)

@@ -114,8 +114,8 @@ class GMMPrior:
         if len(poses) < min_samples(components):
             raise ValueError(f"too little data for a {components}-component GMM: {len(poses)} poses, need at least "
                              f"{min_samples(components)} (use more data or fewer --components)")
-        gm = _progress_mixture(components, progress, covariance_type="full", reg_covar=reg_covar, max_iter=500,
-                               n_init=2, random_state=seed)
+        gm = _progress_mixture(components, progress, covariance_type="full", reg_covar=reg_covar, max_iter=300,
+                               n_init=1, random_state=seed)
         try:
             gm.fit(poses)
         finally:

@@ -45,11 +45,11 @@ def _add_common(p) -> None:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("benchmark", help="synthetic benchmark with known 3D truth, one configuration")
-    p.add_argument("--prior", default="gmm", choices=["none", "gmm", "vae", "chain", "limits", "bend"])
+    p.add_argument("--prior", default="chain", choices=["none", "gmm", "vae", "chain", "limits", "bend"])
     _add_common(p)
     p.set_defaults(func=run_benchmark, default_start_pose="prior", default_init=None)
     q = sub.add_parser("compare-priors", help="every prior under the same schedule: tables and plots")
-    q.add_argument("--priors", default="none,gmm,vae")
+    q.add_argument("--priors", default="none,chain,gmm,vae")
     q.add_argument("--bench", default="synthetic", choices=["synthetic"])
     q.add_argument("--images", help="a folder of photos instead of the synthetic benchmark")
     _add_common(q)
@@ -167,7 +167,7 @@ def run_compare(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     priors = [p.strip() for p in args.priors.split(",") if p.strip()]
     for p in priors:
-        if p not in ("none", "gmm", "vae"):
+        if p not in ("none", "gmm", "vae", "chain", "limits", "bend"):
             print(f"error: unknown prior {p!r}", file=sys.stderr)
             return 2
     fitters = _fitters(priors, args)

@@ -19,7 +19,9 @@ def add_parser(sub) -> None:
     p.add_argument("--components", type=int, default=8, help="GMM components (per chain for chain; default 8)")
     p.add_argument("--reg", type=float, help="covariance regularisation added to each component's diagonal, "
                                             "rad² (default: 1e-4 gmm, 1e-3 chain)")
-    p.add_argument("--weight", type=float, default=1.0, help="chain: scale of the whole prior (stored in the file)")
+    p.add_argument("--weight", type=float, default=1.0,
+                   help="gmm, chain: scale of the whole prior, stored in the file (chosen by python -m "
+                        "smplify.cli.crossval; see docs/priors.md)")
     p.add_argument("--with-body", type=float, metavar="REG",
                    help="chain: also a whole-body mixture with this covariance regularisation (its term adds up)")
     p.add_argument("--limits-weight", type=float, default=0.0,
@@ -54,7 +56,8 @@ def run(args) -> int:
         if args.kind == "gmm":
             from priors.gmm import GMMPrior
 
-            prior = GMMPrior.fit(poses, args.components, args.seed, meta, reg_covar=args.reg or 1e-4)
+            prior = GMMPrior.fit(poses, args.components, args.seed, dict(meta, weight=args.weight),
+                                 reg_covar=args.reg or 1e-4)
             detail = f"{args.components} components, train mean log-likelihood {prior.meta['train_mean_loglik']:.1f}"
         elif args.kind == "chain":
             from priors.chains import ChainGMMPrior
