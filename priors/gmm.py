@@ -99,7 +99,7 @@ class GMMPrior:
         rng = np.random.default_rng(seed)
         k = rng.choice(len(self._weights), n, p=self._weights / self._weights.sum())
         cov = self._covars.numpy()
-        return np.stack([rng.multivariate_normal(self.means[i].numpy(), cov[i]) for i in k]).astype(np.float32)
+        return np.stack([rng.multivariate_normal(self.means[i].numpy(), cov[i], method="cholesky") for i in k]).astype(np.float32)
 
     # ---- files ----------------------------------------------------------------------
     @classmethod
