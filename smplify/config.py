@@ -2,7 +2,7 @@
 with the command that measured it: docs/decisions.md."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Optional, Tuple
 
 
@@ -48,6 +48,26 @@ def regressor_stages() -> Tuple[Stage, ...]:
         Stage("pose-2", body, 15, pose_prior=57.4 ** 2 / 1e3, shape=20.0, bend=5.0),
         Stage("pose-3", body, 25, pose_prior=4.78 ** 2 / 10, shape=5.0, bend=1.0),
     )
+
+
+@dataclass
+class SequenceConfig:
+    """The joint refinement of a video's frames (:mod:`smplify.fitting.sequence`). The temporal weights were
+    tuned on synthetic sequences made from the training mocap clips (docs/video.md, "Tuning").
+
+    Accelerations are in physical units (m/s², rad/s²: second differences × fps²), so a weight means the
+    same at 15 and 60 fps; each term is summed over frames like the data term.
+    """
+
+    joint_accel: float = 1e-3  # Σ_t Σ_j ‖ä_tj‖² of the 24 joints in camera coordinates (m/s²)²: pose, root, translation
+    pose_accel: float = 0.0  # Σ_t ‖θ̈_t‖² of the 63 body-pose angles (rad/s²)²: twists the joints do not show
+    # the refinement starts from the per-frame fits low-passed by a Gaussian of this σ (seconds; 0: as fitted):
+    # the acceleration term is stiff, L-BFGS alone removes per-frame jitter slowly
+    init_smoothing: float = 0.05
+    iterations: int = 100  # L-BFGS iterations of the joint refinement (all frames and the shared betas at once)
+    min_keypoints: int = 6  # a frame with fewer confident keypoints is missing: data weight 0, interpolated, flagged
+    facing_window: int = 7  # frames either side that vote on a frame's facing (per-frame flip-test outliers)
+    share_betas: bool = True  # one body shape for the clip
 
 
 @dataclass
@@ -100,6 +120,7 @@ class FitConfig:
     adam_iterations_factor: float = 4.0  # Adam runs this many times each stage's iteration count
     seed: int = 0
     device: str = "cpu"  # torch device of the optimisation ("cuda", "cuda:1")
+    sequence: SequenceConfig = field(default_factory=SequenceConfig)  # videos only (smplify.fit_video)
 
     def __post_init__(self):
         if self.flip_decided_ratio is not None and not self.flip_decided_ratio >= 1.0:

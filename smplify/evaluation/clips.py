@@ -1,0 +1,209 @@
+"""Synthetic video clips with known 3D truth, for tuning and testing the sequence fit.
+
+A clip plays one mocap sequence of the open pose set (``priors/assets/open_poses.npz``, 15 fps; by default
+the *training* sequences, never the held-out one or the real capture) at ``fps`` (each joint's rotation
+spherically interpolated), with a random adult shape, a root that turns slowly about the vertical and
+drifts sideways and in depth, a 1080×1920 camera with a 55° field of view, and MediaPipe-33 keypoints with
+pixel noise, outliers, per-keypoint dropout and whole frames where nobody is detected.
+
+    python -m smplify.evaluation.clips --clips 6 --frames 60 --grid 0,1e-4,3e-4,1e-3,3e-3   # the tuning table
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import List, Optional, Sequence
+
+import numpy as np
+import roma
+import torch
+
+from ..camera import Camera, focal_from_fov, project
+from ..fitting import FitInput
+from ..paths import OPEN_POSES
+
+
+@dataclass
+class SyntheticClip:
+    """T frames: truth in camera coordinates (joints (T, 24, 3), smplx parameters) and the fit's inputs
+    (None where the frame has nobody detected)."""
+
+    name: str
+    fps: float
+    frames: List[Optional[FitInput]]
+    joints: np.ndarray
+    global_orient: np.ndarray
+    body_pose: np.ndarray
+    betas: np.ndarray
+    transl: np.ndarray
+    dropped: np.ndarray  # (T,) bool
+
+
+def sequence_poses(split: str = "train", path=OPEN_POSES) -> List[np.ndarray]:
+    """The open pose set's sequences of one split, each (N, 63) axis-angle at 15 fps, in recorded order."""
+    with np.load(path, allow_pickle=False) as z:
+        poses, seq, sp = z["poses"], z["sequence"], z["split"]
+    return [poses[(seq == s) & (sp == split)].astype(np.float32) for s in np.unique(seq[sp == split])]
+
+
+def resample_rotvecs(rotvecs: np.ndarray, factor: float) -> np.ndarray:
+    """(N, J·3) axis-angle frames -> (round((N−1)·factor)+1, J·3), each joint slerped (roma)."""
+    N = len(rotvecs)
+    r = torch.as_tensor(rotvecs, dtype=torch.float32).reshape(N, -1, 3)
+    t = torch.linspace(0, N - 1, int(round((N - 1) * factor)) + 1)
+    lo = t.floor().long().clamp(max=N - 2)
+    a = (t - lo)[:, None]
+    from ..fitting.sequence import slerp_rotvecs
+
+    return slerp_rotvecs(r[lo], r[lo + 1], a.expand(-1, r.shape[1])).reshape(len(t), -1).numpy()
+
+
+def make_clip(body, layout_input, poses: np.ndarray, frames: int = 60, fps: float = 60.0, seed: int = 0,
+              noise_px: float = 4.0, outliers: float = 0.03, keypoint_dropout: float = 0.1,
+              frame_dropout: float = 0.05, image_size=(1080, 1920), name: str = "clip") -> SyntheticClip:
+    """One clip from a 15 fps pose sequence (see the module docstring). ``layout_input``: (index, names,
+    table_weight) of the MediaPipe-33 targets (:func:`smplify.keypoints.mapping.layout_targets`)."""
+    rng = np.random.default_rng(seed)
+    up = resample_rotvecs(poses, fps / 15.0)
+    if len(up) < frames:
+        raise ValueError(f"{name}: the sequence has {len(up)} frames at {fps:g} fps, {frames} wanted")
+    s = int(rng.integers(0, len(up) - frames + 1))
+    pose = torch.as_tensor(up[s: s + frames], dtype=torch.float32)
+    T = frames
+    t = torch.arange(T, dtype=torch.float32) / fps
+    yaw = math.radians(rng.uniform(-60, 60)) + math.radians(rng.uniform(-30, 30)) * t
+    pitch = torch.full_like(t, math.radians(rng.uniform(-10, 10)))
+    zero = torch.zeros_like(t)
+    R = (roma.rotvec_to_rotmat(torch.stack([pitch, zero, zero], -1)) @ roma.rotvec_to_rotmat(torch.stack([zero, yaw, zero], -1))
+         @ roma.rotvec_to_rotmat(torch.tensor([[math.pi, 0.0, 0.0]])).expand(T, 3, 3))
+    go = roma.rotmat_to_rotvec(R)
+    betas = torch.as_tensor(rng.normal(0, 1, body.num_betas), dtype=torch.float32)
+    d0 = rng.uniform(3.0, 5.0)
+    vel = torch.tensor([rng.uniform(-0.4, 0.4), 0.0, rng.uniform(-0.3, 0.3)], dtype=torch.float32)
+    W, H = image_size
+    f = focal_from_fov(image_size)
+    with torch.no_grad():
+        out = body.joints_and_landmarks(go, pose, betas.expand(T, -1), torch.zeros(T, 3))
+        root = torch.tensor([0.0, 0.1, d0]) + t[:, None] * vel
+        transl = root - out.joints[:, 0]
+        pts = out.points + transl[:, None]
+        uv = project(pts, torch.tensor([[f, f]]).expand(T, 2), torch.tensor([[W / 2.0, H / 2.0]]).expand(T, 2)).numpy()
+        joints = (out.joints + transl[:, None]).numpy()
+    index, names, table_w = layout_input
+    index = np.asarray(index)
+    cam = Camera((f, f), (W / 2.0, H / 2.0), tuple(image_size), "synthetic")
+    dropped = rng.random(T) < frame_dropout
+    if T >= 10:  # and one burst of 3 frames
+        b = int(rng.integers(2, T - 5))
+        dropped[b: b + 3] = True
+    fits: List[Optional[FitInput]] = []
+    for i in range(T):
+        if dropped[i]:
+            fits.append(None)
+            continue
+        xy = uv[i, index] + rng.normal(0, noise_px, (len(index), 2))
+        bad = rng.random(len(index)) < outliers
+        xy[bad] += rng.normal(0, 40.0, (int(bad.sum()), 2))
+        conf = np.where(rng.random(len(index)) < keypoint_dropout, 0.0, rng.uniform(0.6, 1.0, len(index)))
+        fits.append(FitInput(index=index, xy=xy.astype(np.float32), confidence=conf.astype(np.float32),
+                             weight=np.asarray(table_w, np.float32), camera=cam, names=tuple(names), tag=f"{name}:{i}"))
+    return SyntheticClip(name, fps, fits, joints, go.numpy(), pose.numpy(), betas.numpy(), transl.numpy(), dropped)
+
+
+def make_clips(body, n: int = 6, frames: int = 60, fps: float = 60.0, seed: int = 0, split: str = "train",
+               **kw) -> List[SyntheticClip]:
+    """``n`` clips, cycling over the split's sequences (a different stretch and scene each)."""
+    from ..keypoints.layouts import MEDIAPIPE33
+    from ..keypoints.mapping import layout_targets
+
+    seqs = sequence_poses(split)
+    li = layout_targets(MEDIAPIPE33, body.landmark_names)
+    return [make_clip(body, li, seqs[i % len(seqs)], frames, fps, seed * 1000 + i, name=f"{split}{i}", **kw)
+            for i in range(n)]
+
+
+@dataclass
+class ClipScore:
+    """One fit of one clip: PA-MPJPE and MPJPE (root-aligned) over 24 joints (mm), on all frames and on the
+    dropped ones only; mean joint acceleration of the fit and of the truth (m/s², camera coordinates)."""
+
+    pa_mpjpe: float
+    mpjpe: float
+    pa_mpjpe_dropped: float
+    accel: float
+    accel_truth: float
+    betas_spread: float  # mean per-coefficient std of betas over frames (0 for one shape)
+
+
+def score_clip(body, clip: SyntheticClip, result) -> ClipScore:
+    """Score a :class:`~smplify.fitting.sequence.SequenceResult` against the clip's truth."""
+    from ..fitting.sequence import mean_acceleration
+    from ..metrics import mpjpe, pa_mpjpe
+
+    T = len(clip.frames)
+    betas = np.broadcast_to(result.betas, (T, len(result.betas[-1]) if result.betas.ndim == 2 else len(result.betas)))
+    with torch.no_grad():
+        j = body.joints_and_landmarks(torch.as_tensor(result.global_orient), torch.as_tensor(result.body_pose),
+                                      torch.as_tensor(np.ascontiguousarray(betas)), torch.as_tensor(result.transl)).joints
+    truth = torch.as_tensor(clip.joints)
+    pa = pa_mpjpe(j.double(), truth.double()).numpy() * 1000
+    mp = mpjpe(j.double(), truth.double()).numpy() * 1000
+    spread = float(np.asarray(result.betas).std(0).mean()) if np.asarray(result.betas).ndim == 2 else 0.0
+    return ClipScore(float(pa.mean()), float(mp.mean()), float(pa[clip.dropped].mean()) if clip.dropped.any() else float("nan"),
+                     mean_acceleration(j.numpy(), clip.fps), mean_acceleration(clip.joints, clip.fps), spread)
+
+
+def main(argv=None) -> int:
+    """The tuning table: per-frame fits, then the joint refinement at each weight of a grid."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description="tune the sequence fit's temporal weights on synthetic training clips")
+    ap.add_argument("--clips", type=int, default=6)
+    ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--fps", type=float, default=60.0)
+    ap.add_argument("--grid", default="0,1e-4,3e-4,1e-3,3e-3", help="joint_accel weights")
+    ap.add_argument("--pose-accel", default="0", help="pose_accel weights")
+    ap.add_argument("--smoothing", default=None, help="init_smoothing values, seconds (default: the config's)")
+    ap.add_argument("--iterations", default=None, help="refinement iteration counts (default: the config's)")
+    ap.add_argument("--prior", default="gmm")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    from ..api import make_fitter
+    from ..config import FitConfig
+    from ..fitting.sequence import fit_sequence
+
+    torch.set_num_threads(1)
+    fitter = make_fitter(args.prior)
+    clips = make_clips(fitter.body, args.clips, args.frames, args.fps, args.seed)
+    print(f"{len(clips)} clips x {args.frames} frames at {args.fps:g} fps, prior {args.prior}")
+    print("| fit | PA-MPJPE mm | MPJPE mm | PA-MPJPE dropped frames | accel m/s² (truth) | s/clip |")
+    print("|---|---|---|---|---|---|")
+
+    def report(label, scores, secs):
+        m = lambda k: float(np.nanmean([getattr(s, k) for s in scores]))
+        print(f"| {label} | {m('pa_mpjpe'):.1f} | {m('mpjpe'):.1f} | {m('pa_mpjpe_dropped'):.1f} | "
+              f"{m('accel'):.2f} ({m('accel_truth'):.2f}) | {secs:.2f} |", flush=True)
+
+    import time
+    t0 = time.perf_counter()
+    report("per-frame", [score_clip(fitter.body, c, fit_sequence(fitter, c.frames, c.fps, per_frame_only=True))
+                         for c in clips], (time.perf_counter() - t0) / len(clips))
+    base = fitter.config
+    values = lambda text, default: [type(default)(v) for v in text.split(",")] if text else [default]
+    import itertools
+
+    for it, sm, pa, ja in itertools.product(values(args.iterations, base.sequence.iterations),
+                                            values(args.smoothing, base.sequence.init_smoothing),
+                                            values(args.pose_accel, 0.0), values(args.grid, 0.0)):
+        fitter.config = replace(base, sequence=replace(base.sequence, joint_accel=ja, pose_accel=pa,
+                                                       init_smoothing=sm, iterations=it))
+        fitter.objective.config = fitter.config
+        t0 = time.perf_counter()
+        scores = [score_clip(fitter.body, c, fit_sequence(fitter, c.frames, c.fps)) for c in clips]
+        report(f"joint_accel {ja:g}, pose_accel {pa:g}, init σ {sm:g} s, {it} it", scores,
+               (time.perf_counter() - t0) / len(clips))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
