@@ -129,3 +129,53 @@ def test_sequence_outputs(fitted, tmp_path):
         cap = cv2.VideoCapture(str(out))
         assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 16 and int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == 960
         cap.release()
+
+
+@pytest.mark.e2e
+def test_cli_fits_a_tiny_video_and_a_keypoint_folder(tmp_path, capsys):
+    """`smplify fit clip.mp4`: a real photo repeated as a 6-frame 270×480 mp4 (MediaPipe video mode), and the
+    same detections as a folder of keypoint files with one frame's file holding nobody (interpolated, flagged)."""
+    import cv2
+
+    from smplify.cli import main
+    from smplify.keypoints.detect import load_image, write_keypoints_json
+    from smplify.keypoints.video import detect_clip, open_clip
+    from smplify.paths import EXAMPLE_PHOTO
+
+    rgb = cv2.resize(load_image(EXAMPLE_PHOTO), (270, 480), interpolation=cv2.INTER_AREA)
+    clip = tmp_path / "tiny.mp4"
+    w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (270, 480))
+    if not w.isOpened():
+        pytest.skip("OpenCV cannot write mp4 here")
+    for i in range(6):
+        w.write(cv2.cvtColor(np.roll(rgb, 2 * i, axis=1), cv2.COLOR_RGB2BGR))
+    w.release()
+    rc = main(["fit", str(clip), "--out", str(tmp_path / "out")])
+    assert rc == 0, capsys.readouterr().err
+    out = tmp_path / "out"
+    for name in ("tiny.npz", "tiny.json", "tiny.bvh", "tiny_overlay.mp4"):
+        assert (out / name).exists(), name
+    z = np.load(out / "tiny.npz")
+    assert z["body_pose"].shape == (6, 69) and z["betas"].shape[0] == 1 and float(z["fps"]) == 10.0
+    rep = json.loads((out / "tiny.json").read_text())
+    assert rep["interpolated_frames"] == [] and rep["mean_reprojection_error_px"] < 25
+
+    kps = detect_clip(open_clip(clip), "video").keypoints
+    folder = tmp_path / "keys"
+    folder.mkdir()
+    for i, k in enumerate(kps):
+        path = folder / f"frame{i}.json"  # frame10 would sort after frame9: numeric order
+        if i == 3:
+            d = json.loads(write_keypoints_json(k, path).read_text())
+            path.write_text(json.dumps(dict(d, people=[])))
+        else:
+            write_keypoints_json(k, path)
+    rc = main(["fit", str(folder), "--out", str(tmp_path / "out2"), "--fps", "10"])
+    assert rc == 0, capsys.readouterr().err
+    rep = json.loads((tmp_path / "out2" / "keys.json").read_text())
+    assert rep["interpolated_frames"] == [3] and rep["per_frame"][3]["detected"] is False
+    assert not (tmp_path / "out2" / "keys_overlay.mp4").exists()  # no frames to draw on
+
+    rc = main(["fit", str(tmp_path / "nothing.mp4"), "--out", str(tmp_path / "out3")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and "nothing.mp4" in err and len(err.splitlines()) == 1

@@ -209,14 +209,14 @@ def detect_clip(clip: Clip, mode: str = "video", max_side: int = DETECT_MAX_SIDE
     """Keypoints of every frame (see the module docstring). ``layout``/``image_size``: how to read keypoint
     files that do not say (:func:`smplify.keypoints.readers.read_keypoints`)."""
     if clip.kind == "keypoints":
-        from .readers import read_keypoints
+        from .readers import NoPeopleError, read_keypoints
 
         out, prev = [], None
         for f in clip.files:
             try:
                 people = list(read_keypoints(f, layout=layout, image_size=image_size))
-            except Exception as exc:  # an unreadable file is a frame with nobody, named in the error
-                raise InputError(f"{f}: {exc}") from None
+            except NoPeopleError:  # a frame where nobody was detected: interpolated later, not an error
+                people = []
             k = _nearest_person(people, prev)
             out.append(k)
             prev = k or prev
