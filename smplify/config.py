@@ -71,7 +71,9 @@ class SequenceConfig:
     init_smoothing: float = 0.1
     iterations: int = 50  # L-BFGS iterations of the joint refinement (30: the same PA-MPJPE, a little more jitter)
     min_keypoints: int = 6  # a frame with fewer confident keypoints is missing: data weight 0, interpolated, flagged
-    facing_window: int = 7  # frames either side that vote on a frame's facing (per-frame flip-test outliers)
+    # frames that face the other way from the clip (a > 90° jump from the last frame) are fitted again with the
+    # detector's left and right swapped, kept where they then face the clip's way (docs/video.md)
+    retry_swapped_sides: bool = True
     share_betas: bool = True  # one body shape for the clip
 
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from smplify.fitting.sequence import (acceleration_term, facing_outliers, filter_rotvecs, interpolate_rotvecs,
+from smplify.fitting.sequence import (acceleration_term, facing_flips, filter_rotvecs, interpolate_rotvecs,
                                       interpolate_values, mean_acceleration, second_difference, slerp_rotvecs,
-                                      temporal_filter)
+                                      swap_sides, temporal_filter)
 
 
 def test_second_difference_units_and_constant_velocity():
@@ -55,15 +55,28 @@ def test_temporal_filter_smooths_and_keeps_constants():
     assert torch.allclose(filter_rotvecs(r, 2.0), r, atol=1e-5)
 
 
-def test_facing_outliers_finds_the_turned_frame():
-    yaw = torch.zeros(9, 3)
-    yaw[:, 1] = torch.linspace(0, 0.4, 9)
-    go = yaw.clone()
-    go[4] = torch.tensor([0.0, 0.2 + math.pi, 0.0])  # turned around
-    known = torch.ones(9, dtype=torch.bool)
-    out = facing_outliers(go, known, window=3)
-    assert out.tolist() == [i == 4 for i in range(9)]
-    assert not facing_outliers(yaw, known, 3).any()
+def test_facing_flips_finds_jumps_not_turns():
+    turn = torch.zeros(12, 3)
+    turn[:, 1] = torch.linspace(0, math.pi * 0.9, 12)  # a real turn: 15° a frame
+    known = torch.ones(12, dtype=torch.bool)
+    assert not facing_flips(turn, known).any()
+    go = turn.clone()
+    go[[3, 8, 9, 10, 11], 1] += math.pi  # one frame flipped, and the last four (a stretch of swapped sides)
+    known[5] = False  # a missing frame cuts nothing
+    out = facing_flips(go, known)
+    assert out.tolist() == [i in (3, 8, 9, 10, 11) for i in range(12)]
+
+
+def test_swap_sides_swaps_partners_only():
+    from smplify.camera import Camera
+    from smplify.fitting import FitInput
+
+    inp = FitInput(index=np.arange(3), xy=np.array([[0, 0], [1, 1], [2, 2]], np.float32),
+                   confidence=np.array([0.9, 0.5, 0.7], np.float32), weight=np.ones(3, np.float32),
+                   camera=Camera((1.0, 1.0), (0.0, 0.0), (10, 10)), names=("nose", "left_knee", "right_knee"))
+    sw = swap_sides(inp)
+    assert sw.xy.tolist() == [[0, 0], [2, 2], [1, 1]] and sw.confidence.tolist() == pytest.approx([0.9, 0.7, 0.5])
+    assert swap_sides(sw).xy.tolist() == inp.xy.tolist()
 
 
 @pytest.fixture(scope="module")

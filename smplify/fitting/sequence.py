@@ -3,9 +3,11 @@ and a temporal smoothness term.
 
 1. :class:`~smplify.fitting.Fitter` fits the detected frames as one batch (frames are rows): the per-frame
    start (regressor), flip test and stages of a photo, at a photo's cost per frame or less.
-2. :func:`facing_outliers`: a frame whose root rotation is more than 90° from most of its neighbours' took
-   the other facing in its flip test; like a frame with nobody detected (or too few keypoints) it starts the
-   refinement from its neighbours, interpolated (:func:`interpolate_params`).
+2. :func:`facing_flips`: frames whose root turned more than 90° from one frame to the next face the other way
+   from the clip; MediaPipe's video mode swaps left and right for whole stretches of a side view, so these
+   frames are fitted again with the sides swapped back (:func:`swap_sides`) and kept so where they then face
+   the clip's way. Frames still flipped, like frames with nobody detected (or too few keypoints), start the
+   refinement from their neighbours, interpolated (:func:`interpolate_values`).
 3. :func:`refine_sequence`: all T frames' translation, root orientation and pose as (T, ...) parameters with
    ONE shared betas, the last stage's data and prior terms (pure functions of :mod:`smplify.objective`) plus
    :func:`acceleration_term` on the 24 joints in camera coordinates (translation, orientation and pose in
@@ -120,18 +122,39 @@ def filter_rotvecs(rotvecs: torch.Tensor, sigma: float) -> torch.Tensor:
     return roma.rotmat_to_rotvec(roma.special_procrustes(temporal_filter(R, sigma).reshape(-1, 3, 3)))
 
 
-def facing_outliers(global_orient: torch.Tensor, known: torch.Tensor, window: int) -> torch.Tensor:
-    """(T,) bool: known frames whose root rotation is more than 90° from those of most known frames
-    within ``window`` frames either side (a per-frame flip test that chose the other facing). global_orient
-    (T, 3) axis-angle; known (T,) bool."""
-    R = roma.rotvec_to_rotmat(global_orient)
-    T = R.shape[0]
-    # geodesic angle between every pair, > 90° <=> trace(RᵢᵀRⱼ) < 1 + 2cos 90° = 1
-    tr = torch.einsum("iab,jab->ij", R, R)
-    near = (torch.arange(T)[:, None] - torch.arange(T)[None, :]).abs().to(R.device) <= window
-    votes = near & known[None, :] & known[:, None] & ~torch.eye(T, dtype=torch.bool, device=R.device)
-    against = ((tr < 1) & votes).sum(1)
-    return known & (2 * against > votes.sum(1))
+def facing_flips(global_orient: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """(T,) bool: the known frames that face the other way from the clip's main facing.
+
+    A root rotation that changes by more than 90° between consecutive known frames is no motion (at video
+    rates that is thousands of degrees a second) but a flip: the detector swapped left and right, or a
+    frame's flip test chose the other facing. Such jumps cut the clip into segments that alternate between
+    two facings; the facing most frames have is the clip's, the frames of the other are flagged. A real turn is gradual and cuts nothing. global_orient (T, 3)
+    axis-angle; known (T,) bool."""
+    idx = known.nonzero().squeeze(1)
+    out = torch.zeros_like(known)
+    if len(idx) < 2:
+        return out
+    R = roma.rotvec_to_rotmat(global_orient[idx])
+    tr = (R[1:] * R[:-1]).sum((-1, -2))  # trace(RᵢᵀRᵢ₊₁) < 1 <=> more than 90° apart
+    parity = torch.cat([torch.zeros(1, dtype=torch.long, device=R.device), torch.cumsum((tr < 1).long(), 0)])
+    odd = parity % 2 == 1
+    out[idx] = odd if int(odd.sum()) * 2 <= len(idx) else ~odd
+    return out
+
+
+def swap_sides(inp: FitInput) -> FitInput:
+    """The same detection with left and right swapped: each 'left_*' keypoint takes its 'right_*' partner's
+    pixels and confidence and vice versa (keypoints without a partner unchanged)."""
+    names = list(inp.names)
+    at = {n: i for i, n in enumerate(names)}
+    perm = np.arange(len(names))
+    for i, n in enumerate(names):
+        other = "right" + n[4:] if n.startswith("left") else "left" + n[5:] if n.startswith("right") else n
+        if other != n and other in at:
+            perm[i] = at[other]
+    return FitInput(index=inp.index, xy=np.asarray(inp.xy)[perm], confidence=np.asarray(inp.confidence)[perm],
+                    weight=inp.weight, camera=inp.camera, names=inp.names, image_path=inp.image_path, init=inp.init,
+                    tag=inp.tag, warnings=tuple(inp.warnings))
 
 
 # ---- the joint refinement --------------------------------------------------------------------------------
@@ -219,7 +242,9 @@ class SequenceResult:
     coordinates (OpenCV axes, metres); fps; camera: the (fixed) camera of the clip; detected (T,) bool: the
     detector found the person with at least ``min_keypoints`` confident keypoints; interpolated (T,) bool: the
     data term did not see the frame (not detected) — its body comes from the neighbours; facing_fixed (T,)
-    bool: its per-frame fit faced the other way and was restarted from the neighbours; reprojection_px (T,)
+    bool: its per-frame fit faced the other way (:func:`facing_flips`) and the refinement started it from the
+    neighbours; sides_swapped (T,) bool: its detection had left and right swapped (fitted with them swapped
+    back, the frame then faces the clip's way; :func:`swap_sides`); reprojection_px (T,)
     mean error over the frame's confident keypoints (NaN where interpolated); per_frame: the per-frame
     fits (stage 1) of the detected frames, in order; loss_terms: the joint objective's parts."""
 
@@ -232,6 +257,7 @@ class SequenceResult:
     detected: np.ndarray
     interpolated: np.ndarray
     facing_fixed: np.ndarray
+    sides_swapped: np.ndarray
     reprojection_px: np.ndarray
     per_frame: List[FitResult] = field(default_factory=list)
     loss_terms: dict = field(default_factory=dict)
@@ -282,7 +308,8 @@ def fit_sequence(fitter, frames: Sequence[Optional[FitInput]], fps: float, frame
     t_per = time.perf_counter() - t0
     sl, dev = fitter.layout, fitter.device
     x = torch.zeros(T, sl.dim, device=dev)
-    for i, res in zip(rows, per):
+
+    def put(i: int, res: FitResult) -> None:  # a per-frame fit into row i of x
         x[i, sl["transl"]] = torch.as_tensor(res.transl, device=dev)
         x[i, sl["global_orient"]] = torch.as_tensor(res.global_orient, device=dev)
         x[i, sl["betas"]] = torch.as_tensor(res.betas, device=dev)
@@ -291,9 +318,29 @@ def fit_sequence(fitter, frames: Sequence[Optional[FitInput]], fps: float, frame
                 x[i, sl["pose"]] = fitter.prior.encode_mean(torch.as_tensor(res.body_pose[None, :63], device=dev))[0]
         else:
             x[i, sl["pose"]] = torch.as_tensor(res.body_pose[:63], device=dev)
+
+    for i, res in zip(rows, per):
+        put(i, res)
+    frames = list(frames)
     detected = torch.tensor(usable, device=dev)
-    flipped = (facing_outliers(x[:, sl["global_orient"]], detected, sc.facing_window) if T > 2 and not per_frame_only
-               else detected & False)
+    swapped = torch.zeros(T, dtype=torch.bool, device=dev)
+    flipped = detected & False
+    if T > 1 and not per_frame_only:
+        flipped = facing_flips(x[:, sl["global_orient"]], detected)
+        if flipped.any() and sc.retry_swapped_sides:  # left and right swapped by the detector? refit those frames so
+            again = flipped.nonzero().squeeze(1).tolist()
+            trial = x.clone()
+            redo = fitter.fit([swap_sides(frames[i]) for i in again])
+            t_per += sum(r.time_s for r in redo)
+            for i, res in zip(again, redo):
+                trial[i, sl["global_orient"]] = torch.as_tensor(res.global_orient, device=dev)
+            still = facing_flips(trial[:, sl["global_orient"]], detected)
+            for i, res in zip(again, redo):
+                if not still[i]:  # swapped, the frame faces the clip's way: keep it so
+                    put(i, res)
+                    frames[i] = swap_sides(frames[i])
+                    swapped[i] = True
+            flipped = facing_flips(x[:, sl["global_orient"]], detected)
     known = detected & ~flipped
     if not known.any():  # every frame voted out: keep them all
         known, flipped = detected, detected & False
@@ -327,6 +374,6 @@ def fit_sequence(fitter, frames: Sequence[Optional[FitInput]], fps: float, frame
     return SequenceResult(
         global_orient=xn[:, sl["global_orient"]], body_pose=poses, betas=betas, transl=xn[:, sl["transl"]],
         fps=float(fps), camera=like.camera, detected=np.array(usable), interpolated=~np.array(usable),
-        facing_fixed=flipped.cpu().numpy(), reprojection_px=reproj.cpu().numpy().astype(np.float32), per_frame=per,
+        facing_fixed=flipped.cpu().numpy(), sides_swapped=swapped.cpu().numpy(), reprojection_px=reproj.cpu().numpy().astype(np.float32), per_frame=per,
         loss_terms=terms, iterations=iters, time_s=time.perf_counter() - t_all, timings=timings,
         frame_names=list(frame_names) or [str(i) for i in range(T)], prior=c.prior, body_model=fitter.body.name)

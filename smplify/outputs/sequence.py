@@ -45,11 +45,11 @@ def write_sequence_npz(result, path, body_model_path: str = "") -> Path:
 
 def sequence_report(result) -> dict:
     """JSON-able per-frame quality: frame name, reprojection error (px; null where interpolated), detected,
-    interpolated, facing_fixed; plus the clip's betas, fps, timings and loss terms."""
+    interpolated, facing_fixed, sides_swapped; plus the clip's betas, fps, timings and loss terms."""
     frames = [{"frame": i, "name": n, "reprojection_error_px": float(e), "detected": bool(d),
-               "interpolated": bool(it), "facing_fixed": bool(ff)}
-              for i, (n, e, d, it, ff) in enumerate(zip(result.frame_names, result.reprojection_px, result.detected,
-                                                       result.interpolated, result.facing_fixed))]
+               "interpolated": bool(it), "facing_fixed": bool(ff), "sides_swapped": bool(ss)}
+              for i, (n, e, d, it, ff, ss) in enumerate(zip(result.frame_names, result.reprojection_px, result.detected,
+                                                           result.interpolated, result.facing_fixed, result.sides_swapped))]
     seen = np.asarray(result.reprojection_px)[~np.asarray(result.interpolated)]
     return {
         "frames": len(frames), "fps": result.fps, "prior": result.prior, "body_model": result.body_model,
