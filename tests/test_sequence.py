@@ -81,14 +81,15 @@ def test_swap_sides_swaps_partners_only():
 
 @pytest.fixture(scope="module")
 def fitted():
-    """One synthetic 16-frame training clip (30 fps; 3 frames dropped) fitted per frame and as a sequence."""
+    """One synthetic 16-frame training clip (30 fps; 3 frames dropped, 4 with left and right swapped) fitted
+    per frame and as a sequence."""
     from smplify.api import make_fitter
     from smplify.evaluation.clips import make_clips
     from smplify.fitting.sequence import fit_sequence
 
     torch.set_num_threads(1)
     fitter = make_fitter("gmm")
-    clip = make_clips(fitter.body, 1, frames=16, fps=30.0, seed=3, noise_px=6.0, frame_dropout=0.0)[0]
+    clip = make_clips(fitter.body, 1, frames=16, fps=30.0, seed=3, noise_px=6.0, frame_dropout=0.0, swap_stretch=4)[0]
     per = fit_sequence(fitter, clip.frames, clip.fps, per_frame_only=True)
     seq = fit_sequence(fitter, clip.frames, clip.fps, [f"f{i}" for i in range(16)])
     return fitter, clip, per, seq
@@ -104,6 +105,8 @@ def test_sequence_shares_betas_smooths_and_flags_dropouts(fitted):
     for name, shape in (("global_orient", (16, 3)), ("body_pose", (16, 69)), ("transl", (16, 3))):
         assert getattr(seq, name).shape == shape
     assert seq.interpolated.tolist() == clip.dropped.tolist()
+    # the swapped stretch is found and fitted with the sides swapped back (where it was detected at all)
+    assert seq.sides_swapped.tolist() == (clip.swapped & ~clip.dropped).tolist()
     assert np.isnan(seq.reprojection_px[clip.dropped]).all() and np.isfinite(seq.reprojection_px[~clip.dropped]).all()
     s_per, s_seq = score_clip(fitter.body, clip, per), score_clip(fitter.body, clip, seq)
     assert s_seq.accel < 0.5 * s_per.accel  # the temporal term removes most of the per-frame jitter

@@ -37,6 +37,7 @@ class SyntheticClip:
     betas: np.ndarray
     transl: np.ndarray
     dropped: np.ndarray  # (T,) bool
+    swapped: np.ndarray  # (T,) bool: left and right swapped in the keypoints
 
 
 def sequence_poses(split: str = "train", path=OPEN_POSES) -> List[np.ndarray]:
@@ -60,9 +61,14 @@ def resample_rotvecs(rotvecs: np.ndarray, factor: float) -> np.ndarray:
 
 def make_clip(body, layout_input, poses: np.ndarray, frames: int = 60, fps: float = 60.0, seed: int = 0,
               noise_px: float = 4.0, outliers: float = 0.03, keypoint_dropout: float = 0.1,
-              frame_dropout: float = 0.05, image_size=(1080, 1920), name: str = "clip") -> SyntheticClip:
+              frame_dropout: float = 0.05, swap_stretch: int = 0, image_size=(1080, 1920),
+              name: str = "clip") -> SyntheticClip:
     """One clip from a 15 fps pose sequence (see the module docstring). ``layout_input``: (index, names,
-    table_weight) of the MediaPipe-33 targets (:func:`smplify.keypoints.mapping.layout_targets`)."""
+    table_weight) of the MediaPipe-33 targets (:func:`smplify.keypoints.mapping.layout_targets`).
+    ``swap_stretch``: that many consecutive frames (at a random place) have left and right swapped, as
+    MediaPipe's video mode does on side views."""
+    from ..fitting.sequence import swap_sides
+
     rng = np.random.default_rng(seed)
     up = resample_rotvecs(poses, fps / 15.0)
     if len(up) < frames:
@@ -96,6 +102,10 @@ def make_clip(body, layout_input, poses: np.ndarray, frames: int = 60, fps: floa
     if T >= 10:  # and one burst of 3 frames
         b = int(rng.integers(2, T - 5))
         dropped[b: b + 3] = True
+    swapped = np.zeros(T, bool)
+    if swap_stretch:
+        b = int(rng.integers(0, T - swap_stretch + 1))
+        swapped[b: b + swap_stretch] = True
     fits: List[Optional[FitInput]] = []
     for i in range(T):
         if dropped[i]:
@@ -105,9 +115,11 @@ def make_clip(body, layout_input, poses: np.ndarray, frames: int = 60, fps: floa
         bad = rng.random(len(index)) < outliers
         xy[bad] += rng.normal(0, 40.0, (int(bad.sum()), 2))
         conf = np.where(rng.random(len(index)) < keypoint_dropout, 0.0, rng.uniform(0.6, 1.0, len(index)))
-        fits.append(FitInput(index=index, xy=xy.astype(np.float32), confidence=conf.astype(np.float32),
-                             weight=np.asarray(table_w, np.float32), camera=cam, names=tuple(names), tag=f"{name}:{i}"))
-    return SyntheticClip(name, fps, fits, joints, go.numpy(), pose.numpy(), betas.numpy(), transl.numpy(), dropped)
+        fi = FitInput(index=index, xy=xy.astype(np.float32), confidence=conf.astype(np.float32),
+                      weight=np.asarray(table_w, np.float32), camera=cam, names=tuple(names), tag=f"{name}:{i}")
+        fits.append(swap_sides(fi) if swapped[i] else fi)
+    return SyntheticClip(name, fps, fits, joints, go.numpy(), pose.numpy(), betas.numpy(), transl.numpy(), dropped,
+                         swapped)
 
 
 def make_clips(body, n: int = 6, frames: int = 60, fps: float = 60.0, seed: int = 0, split: str = "train",
@@ -165,6 +177,7 @@ def main(argv=None) -> int:
     ap.add_argument("--pose-accel", default="0", help="pose_accel weights")
     ap.add_argument("--smoothing", default=None, help="init_smoothing values, seconds (default: the config's)")
     ap.add_argument("--iterations", default=None, help="refinement iteration counts (default: the config's)")
+    ap.add_argument("--swap", type=int, default=0, help="a stretch of this many frames with left/right swapped")
     ap.add_argument("--prior", default="gmm")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -174,7 +187,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     fitter = make_fitter(args.prior)
-    clips = make_clips(fitter.body, args.clips, args.frames, args.fps, args.seed)
+    clips = make_clips(fitter.body, args.clips, args.frames, args.fps, args.seed, swap_stretch=args.swap)
     print(f"{len(clips)} clips x {args.frames} frames at {args.fps:g} fps, prior {args.prior}")
     print("| fit | PA-MPJPE mm | MPJPE mm | PA-MPJPE dropped frames | accel m/s² (truth) | s/clip |")
     print("|---|---|---|---|---|---|")
