@@ -19,6 +19,7 @@ SUBCOMMANDS = (
     "smplify.cli.detect",
     "smplify.cli.doctor",
     "smplify.cli.evaluate",
+    "smplify.cli.evaluate_video",
     "smplify.cli.train_prior",
     "smplify.cli.train_regressor",
     "smplify.cli.pseudogt",

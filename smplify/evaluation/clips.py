@@ -6,7 +6,7 @@ spherically interpolated), with a random adult shape, a root that turns slowly a
 drifts sideways and in depth, a 1080×1920 camera with a 55° field of view, and MediaPipe-33 keypoints with
 pixel noise, outliers, per-keypoint dropout and whole frames where nobody is detected.
 
-    python -m smplify.evaluation.clips --clips 6 --frames 60 --grid 0,1e-4,3e-4,1e-3,3e-3   # the tuning table
+    smplify tune-sequence --clips 6 --frames 60 --joint-accel 0.03,0.1,0.3,1 --smoothing 0.1   # the tuning table
 """
 from __future__ import annotations
 
@@ -165,58 +165,45 @@ def score_clip(body, clip: SyntheticClip, result) -> ClipScore:
                      mean_acceleration(j.numpy(), clip.fps), mean_acceleration(clip.joints, clip.fps), spread)
 
 
-def main(argv=None) -> int:
-    """The tuning table: per-frame fits, then the joint refinement at each weight of a grid."""
-    import argparse
+def tune(prior: str = "gmm", clips: int = 6, frames: int = 60, fps: float = 60.0, seed: int = 0, swap: int = 0,
+         joint_accel: Sequence[float] = (0.1,), pose_accel: Sequence[float] = (0.0,),
+         init_smoothing: Optional[Sequence[float]] = None, iterations: Optional[Sequence[int]] = None, echo=print) -> str:
+    """The tuning table (markdown): per-frame fits, then the sequence fit at every combination of the given
+    :class:`~smplify.config.SequenceConfig` values (None: the default's), on :func:`make_clips`' clips.
+    ``echo``: called with each line as it is ready."""
+    import itertools
+    import time
 
-    ap = argparse.ArgumentParser(description="tune the sequence fit's temporal weights on synthetic training clips")
-    ap.add_argument("--clips", type=int, default=6)
-    ap.add_argument("--frames", type=int, default=60)
-    ap.add_argument("--fps", type=float, default=60.0)
-    ap.add_argument("--grid", default="0,1e-4,3e-4,1e-3,3e-3", help="joint_accel weights")
-    ap.add_argument("--pose-accel", default="0", help="pose_accel weights")
-    ap.add_argument("--smoothing", default=None, help="init_smoothing values, seconds (default: the config's)")
-    ap.add_argument("--iterations", default=None, help="refinement iteration counts (default: the config's)")
-    ap.add_argument("--swap", type=int, default=0, help="a stretch of this many frames with left/right swapped")
-    ap.add_argument("--prior", default="gmm")
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
     from ..api import make_fitter
-    from ..config import FitConfig
     from ..fitting.sequence import fit_sequence
 
-    torch.set_num_threads(1)
-    fitter = make_fitter(args.prior)
-    clips = make_clips(fitter.body, args.clips, args.frames, args.fps, args.seed, swap_stretch=args.swap)
-    print(f"{len(clips)} clips x {args.frames} frames at {args.fps:g} fps, prior {args.prior}")
-    print("| fit | PA-MPJPE mm | MPJPE mm | PA-MPJPE dropped frames | accel m/s² (truth) | s/clip |")
-    print("|---|---|---|---|---|---|")
+    fitter = make_fitter(prior)
+    made = make_clips(fitter.body, clips, frames, fps, seed, swap_stretch=swap)
+    lines = [f"{len(made)} clips x {frames} frames at {fps:g} fps, prior {prior}, seed {seed}",
+             "| fit | PA-MPJPE mm | MPJPE mm | PA-MPJPE dropped frames | accel m/s² (truth) | s/clip |",
+             "|---|---|---|---|---|---|"]
+    for ln in lines:
+        echo(ln)
 
     def report(label, scores, secs):
         m = lambda k: float(np.nanmean([getattr(s, k) for s in scores]))
-        print(f"| {label} | {m('pa_mpjpe'):.1f} | {m('mpjpe'):.1f} | {m('pa_mpjpe_dropped'):.1f} | "
-              f"{m('accel'):.2f} ({m('accel_truth'):.2f}) | {secs:.2f} |", flush=True)
+        lines.append(f"| {label} | {m('pa_mpjpe'):.1f} | {m('mpjpe'):.1f} | {m('pa_mpjpe_dropped'):.1f} | "
+                     f"{m('accel'):.2f} ({m('accel_truth'):.2f}) | {secs:.2f} |")
+        echo(lines[-1])
 
-    import time
     t0 = time.perf_counter()
     report("per-frame", [score_clip(fitter.body, c, fit_sequence(fitter, c.frames, c.fps, per_frame_only=True))
-                         for c in clips], (time.perf_counter() - t0) / len(clips))
+                         for c in made], (time.perf_counter() - t0) / len(made))
     base = fitter.config
-    values = lambda text, default: [type(default)(v) for v in text.split(",")] if text else [default]
-    import itertools
-
-    for it, sm, pa, ja in itertools.product(values(args.iterations, base.sequence.iterations),
-                                            values(args.smoothing, base.sequence.init_smoothing),
-                                            values(args.pose_accel, 0.0), values(args.grid, 0.0)):
-        fitter.config = replace(base, sequence=replace(base.sequence, joint_accel=ja, pose_accel=pa,
-                                                       init_smoothing=sm, iterations=it))
+    sq = base.sequence
+    for it, sm, pa, ja in itertools.product(iterations or [sq.iterations], init_smoothing or [sq.init_smoothing],
+                                            pose_accel, joint_accel):
+        fitter.config = replace(base, sequence=replace(sq, joint_accel=ja, pose_accel=pa, init_smoothing=sm,
+                                                       iterations=it))
         fitter.objective.config = fitter.config
         t0 = time.perf_counter()
-        scores = [score_clip(fitter.body, c, fit_sequence(fitter, c.frames, c.fps)) for c in clips]
+        scores = [score_clip(fitter.body, c, fit_sequence(fitter, c.frames, c.fps)) for c in made]
         report(f"joint_accel {ja:g}, pose_accel {pa:g}, init σ {sm:g} s, {it} it", scores,
-               (time.perf_counter() - t0) / len(clips))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+               (time.perf_counter() - t0) / len(made))
+    fitter.config = fitter.objective.config = base
+    return "\n".join(lines)

@@ -14,10 +14,10 @@ clip (Procrustes over all frames and joints at once, fit -> truth): it puts the 
 scale (the default camera's focal length is not the true one) without adding per-frame alignment noise.
 The camera-frame acceleration (the fit as it is, the truth moved into the camera) is reported beside it.
 
-    python -m smplify.evaluation.realcapture_video [--modes video,image] [--cameras 1,2] [--prior gmm]
+    smplify evaluate-video [--modes video,image] [--cameras 1,2] [--prior gmm]
 
 The capture's frames were never used to tune anything (the temporal weights come from
-:mod:`smplify.evaluation.clips`).
+:mod:`smplify.evaluation.clips`, ``smplify tune-sequence``).
 """
 from __future__ import annotations
 
@@ -144,27 +144,3 @@ def table(rows: Sequence[ClipRow]) -> str:
                    f"{r.accel_camera:.2f} | {r.accel_truth:.2f} | {r.reproj_px:.1f} | {r.det_px:.1f} | {r.det_jitter:.2f} | "
                    f"{r.missing} | {r.seconds:.1f} |")
     return "\n".join(out)
-
-
-def main(argv=None) -> int:
-    import argparse
-
-    import torch
-
-    ap = argparse.ArgumentParser(description="the real capture's cameras as clips: per-frame vs sequence fits")
-    ap.add_argument("--root", help="capture folder (default: $SMPLIFY_REALCAPTURE or ../shared/data/realcapture)")
-    ap.add_argument("--modes", default="video,image")
-    ap.add_argument("--cameras", help="comma-separated, e.g. 1,2 (default: all)")
-    ap.add_argument("--prior", default="gmm")
-    args = ap.parse_args(argv)
-    from .realcapture import load_capture
-
-    torch.set_num_threads(1)
-    cap = load_capture(args.root)
-    rows = evaluate_clips(cap, args.modes.split(","), args.cameras.split(",") if args.cameras else None, args.prior)
-    print(table(rows))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
