@@ -15,12 +15,12 @@ from dataclasses import dataclass, replace
 from typing import List, Optional, Sequence
 
 import numpy as np
-import roma
 import torch
 
 from ..camera import Camera, focal_from_fov, project
 from ..fitting import FitInput
 from ..paths import OPEN_POSES
+from ..rotations import rotmat_to_rotvec, rotvec_to_rotmat
 
 
 @dataclass
@@ -48,7 +48,7 @@ def sequence_poses(split: str = "train", path=OPEN_POSES) -> List[np.ndarray]:
 
 
 def resample_rotvecs(rotvecs: np.ndarray, factor: float) -> np.ndarray:
-    """(N, J·3) axis-angle frames -> (round((N−1)·factor)+1, J·3), each joint slerped (roma)."""
+    """(N, J·3) axis-angle frames -> (round((N−1)·factor)+1, J·3), each joint slerped."""
     N = len(rotvecs)
     r = torch.as_tensor(rotvecs, dtype=torch.float32).reshape(N, -1, 3)
     t = torch.linspace(0, N - 1, int(round((N - 1) * factor)) + 1)
@@ -80,9 +80,9 @@ def make_clip(body, layout_input, poses: np.ndarray, frames: int = 60, fps: floa
     yaw = math.radians(rng.uniform(-60, 60)) + math.radians(rng.uniform(-30, 30)) * t
     pitch = torch.full_like(t, math.radians(rng.uniform(-10, 10)))
     zero = torch.zeros_like(t)
-    R = (roma.rotvec_to_rotmat(torch.stack([pitch, zero, zero], -1)) @ roma.rotvec_to_rotmat(torch.stack([zero, yaw, zero], -1))
-         @ roma.rotvec_to_rotmat(torch.tensor([[math.pi, 0.0, 0.0]])).expand(T, 3, 3))
-    go = roma.rotmat_to_rotvec(R)
+    R = (rotvec_to_rotmat(torch.stack([pitch, zero, zero], -1)) @ rotvec_to_rotmat(torch.stack([zero, yaw, zero], -1))
+         @ rotvec_to_rotmat(torch.tensor([[math.pi, 0.0, 0.0]])).expand(T, 3, 3))
+    go = rotmat_to_rotvec(R)
     betas = torch.as_tensor(rng.normal(0, 1, body.num_betas), dtype=torch.float32)
     d0 = rng.uniform(3.0, 5.0)
     vel = torch.tensor([rng.uniform(-0.4, 0.4), 0.0, rng.uniform(-0.3, 0.3)], dtype=torch.float32)

@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Sequence
 
 import numpy as np
-import roma
 import torch
 
 from ..camera import Camera, project
 from ..config import SequenceConfig, Stage
 from ..objective import bend_term, reprojection_term, shape_term
 from ..optim import lbfgs
+from ..rotations import rotmat_to_rotvec, rotvec_to_rotmat
 from .batch import Batch, make_batch
 from .objective import Objective
 from .result import FitInput, FitResult
@@ -82,16 +82,18 @@ def interpolate_values(values: torch.Tensor, known: torch.Tensor) -> torch.Tenso
 
 def slerp_rotvecs(r0: torch.Tensor, r1: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     """Spherical interpolation of rotations, element-wise: r0, r1 (..., 3) axis-angle, a (...) in [0, 1]
-    -> (..., 3), the short way round."""
-    q0, q1 = roma.rotvec_to_unitquat(r0), roma.rotvec_to_unitquat(r1)
-    q1 = torch.where(((q0 * q1).sum(-1) < 0)[..., None], -q1, q1)
-    omega = torch.acos((q0 * q1).sum(-1, keepdim=True).clamp(-1, 1))
-    s = torch.sin(omega)
-    a = a[..., None]
-    small = s < 1e-6
-    w0 = torch.where(small, 1 - a, torch.sin((1 - a) * omega) / s.clamp(min=1e-6))
-    w1 = torch.where(small, a, torch.sin(a * omega) / s.clamp(min=1e-6))
-    return roma.unitquat_to_rotvec(roma.quat_normalize(w0 * q0 + w1 * q1))
+    -> (..., 3): R0·exp(a·log(R0ᵀR1)), the short way round (the relative angle is at most π)."""
+    R0 = rotvec_to_rotmat(r0)
+    rel = rotmat_to_rotvec(R0.transpose(-1, -2) @ rotvec_to_rotmat(r1))
+    return rotmat_to_rotvec(R0 @ rotvec_to_rotmat(a[..., None] * rel))
+
+
+def nearest_rotation(M: torch.Tensor) -> torch.Tensor:
+    """The rotation matrix nearest (Frobenius) each 3×3 matrix M (..., 3, 3): U·diag(1, 1, det)·Vᵀ."""
+    U, _, Vh = torch.linalg.svd(M)
+    d = torch.sign(torch.linalg.det(U @ Vh))
+    D = torch.diag_embed(torch.stack([torch.ones_like(d), torch.ones_like(d), d], -1))
+    return U @ D @ Vh
 
 
 def interpolate_rotvecs(rotvecs: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
@@ -115,11 +117,11 @@ def temporal_filter(values: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def filter_rotvecs(rotvecs: torch.Tensor, sigma: float) -> torch.Tensor:
     """:func:`temporal_filter` for rotations (T, 3) axis-angle: the rotation matrices filtered, then the
-    nearest rotation (roma.special_procrustes)."""
+    nearest rotation (:func:`nearest_rotation`)."""
     if sigma <= 0 or rotvecs.shape[0] < 2:
         return rotvecs
-    R = roma.rotvec_to_rotmat(rotvecs).reshape(-1, 9)
-    return roma.rotmat_to_rotvec(roma.special_procrustes(temporal_filter(R, sigma).reshape(-1, 3, 3)))
+    R = rotvec_to_rotmat(rotvecs).reshape(-1, 9)
+    return rotmat_to_rotvec(nearest_rotation(temporal_filter(R, sigma).reshape(-1, 3, 3)))
 
 
 def facing_flips(global_orient: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
@@ -134,7 +136,7 @@ def facing_flips(global_orient: torch.Tensor, known: torch.Tensor) -> torch.Tens
     out = torch.zeros_like(known)
     if len(idx) < 2:
         return out
-    R = roma.rotvec_to_rotmat(global_orient[idx])
+    R = rotvec_to_rotmat(global_orient[idx])
     tr = (R[1:] * R[:-1]).sum((-1, -2))  # trace(RᵢᵀRᵢ₊₁) < 1 <=> more than 90° apart
     parity = torch.cat([torch.zeros(1, dtype=torch.long, device=R.device), torch.cumsum((tr < 1).long(), 0)])
     odd = parity % 2 == 1
