@@ -13,6 +13,11 @@ import time
 from pathlib import Path
 
 
+#: clips up to this many frames keep their detected frames (JPEG in memory, ~50 KB each) for the overlay
+#: video instead of decoding the clip a second time
+PREVIEW_FRAMES = 3000
+
+
 def add_clip_options(p) -> None:
     p.add_argument("--fps", type=float, help="clips: frame rate (default: the video's; 30 for a folder of frames)")
     p.add_argument("--detect-mode", default="video", choices=["video", "image"],
@@ -33,7 +38,8 @@ def run_clip(args, src, out: Path, cfg, opts: dict) -> int:
     t0 = time.perf_counter()
     try:
         clip = open_clip(src, args.fps)
-        kps = detect_clip(clip, args.detect_mode, layout=opts.get("layout"), image_size=opts.get("image_size"))
+        kps = detect_clip(clip, args.detect_mode, layout=opts.get("layout"), image_size=opts.get("image_size"),
+                          keep_previews=0 if args.no_overlay else PREVIEW_FRAMES)
         res = api.fit_video(src, cfg.prior, args.model, args.focal, cfg, keypoints=kps, gender=args.gender)
     except Exception as exc:
         msg = " ".join(str(exc).split())
@@ -47,7 +53,8 @@ def run_clip(args, src, out: Path, cfg, opts: dict) -> int:
     write_bvh(out / f"{stem}.bvh", body, res)
     video = None
     if not args.no_overlay and clip.kind != "keypoints":
-        video = write_overlay_video(out / f"{stem}_overlay.mp4", body, res, iter_frames(clip), args.overlay)
+        frames = kps.preview_frames() if len(kps.previews) == res.frames else iter_frames(clip)
+        video = write_overlay_video(out / f"{stem}_overlay.mp4", body, res, frames, args.overlay)
         if video is None:
             print(f"warning: {stem}: OpenCV cannot write mp4 here; no overlay video", file=sys.stderr)
     res.timings["write"] = time.perf_counter() - t1

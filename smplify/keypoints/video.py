@@ -144,8 +144,9 @@ class VideoDetector:
         self.seconds = 0.0  # time spent in MediaPipe (resize included)
         self._first = True
 
-    def __call__(self, rgb: np.ndarray, where: str = "frame") -> Optional[Keypoints2D]:
-        """The frame's keypoints (MediaPipe-33), or None where nobody is found."""
+    def __call__(self, rgb: np.ndarray, where: str = "frame", keep: Optional[list] = None) -> Optional[Keypoints2D]:
+        """The frame's keypoints (MediaPipe-33), or None where nobody is found. ``keep``: a list the frame as
+        detected (shrunk) is appended to, JPEG-encoded (for an overlay video without decoding the clip again)."""
         import cv2
 
         from .detect import DETECTOR, _quiet_native_stderr
@@ -162,6 +163,8 @@ class VideoDetector:
         else:
             res = self._pose.process(np.ascontiguousarray(small))
         self.seconds += time.perf_counter() - t0
+        if keep is not None:
+            keep.append(cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
         if res.pose_landmarks is None:
             return None
         lm = res.pose_landmarks.landmark
@@ -187,6 +190,14 @@ class ClipKeypoints:
     keypoints: List[Optional[Keypoints2D]]
     detect_s: float = 0.0
     read_s: float = 0.0
+    previews: List[bytes] = field(default_factory=list)  # the frames as detected (long side ≤ max_side), JPEG
+
+    def preview_frames(self) -> Iterator[np.ndarray]:
+        """The kept previews as RGB frames (H, W, 3) uint8, in order (empty if none were kept)."""
+        import cv2
+
+        for b in self.previews:
+            yield cv2.cvtColor(cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
 def _nearest_person(people: List[Keypoints2D], previous: Optional[Keypoints2D]) -> Optional[Keypoints2D]:
@@ -205,9 +216,10 @@ def _nearest_person(people: List[Keypoints2D], previous: Optional[Keypoints2D]) 
 
 
 def detect_clip(clip: Clip, mode: str = "video", max_side: int = DETECT_MAX_SIDE, layout: Optional[str] = None,
-                image_size=None) -> ClipKeypoints:
+                image_size=None, keep_previews: int = 0) -> ClipKeypoints:
     """Keypoints of every frame (see the module docstring). ``layout``/``image_size``: how to read keypoint
-    files that do not say (:func:`smplify.keypoints.readers.read_keypoints`)."""
+    files that do not say (:func:`smplify.keypoints.readers.read_keypoints`). ``keep_previews``: keep the
+    frames as detected (JPEG, ~50 KB each at 540×960) when the clip has at most this many frames."""
     if clip.kind == "keypoints":
         from .readers import NoPeopleError, read_keypoints
 
@@ -225,6 +237,7 @@ def detect_clip(clip: Clip, mode: str = "video", max_side: int = DETECT_MAX_SIDE
         return ClipKeypoints(clip, out)
     det = VideoDetector(mode, max_side)
     out, t_read = [], 0.0
+    keep = [] if 0 < clip.frames <= keep_previews else None
     try:
         frames = iter_frames(clip)
         i = 0
@@ -234,11 +247,11 @@ def detect_clip(clip: Clip, mode: str = "video", max_side: int = DETECT_MAX_SIDE
             t_read += time.perf_counter() - t0
             if rgb is None:
                 break
-            out.append(det(rgb, where=f"{clip.frame_names[i] if i < clip.frames else i}"))
+            out.append(det(rgb, where=f"{clip.frame_names[i] if i < clip.frames else i}", keep=keep))
             i += 1
     finally:
         det.close()
     if not out:
         raise InputError(f"{clip.path}: no frame could be read")
     clip.frames = len(out)  # a container's frame count can be off
-    return ClipKeypoints(clip, out, det.seconds, t_read)
+    return ClipKeypoints(clip, out, det.seconds, t_read, keep or [])
