@@ -106,7 +106,8 @@ def main(argv=None) -> int:
             rows.append(["... with --overlay mesh (once)", f"{wall:.1f}", f"{wall / d_wall:.2f}×", ""])
             payload["end_to_end_mesh_s"] = wall
     table = markdown_table(["run", "wall s (median)", "÷ detector", "inside"], rows)
-    table += (f"\n\n{args.frames} frames, 1080×1920, 60 fps, medians of {args.repeats} alternating runs; MediaPipe alone "
+    table += (f"\n\n{args.frames} frames, 1080×1920, 60 fps, medians of {args.repeats} alternating runs; "
+              f"MediaPipe alone "
               f"{d_mp:.1f} s ({1000 * d_mp / args.frames:.0f} ms a frame), decoding {d_read:.1f} s. Target: end to end "
               f"< 2× the detector.")
     print(table)

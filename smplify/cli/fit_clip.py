@@ -3,8 +3,8 @@ one sequence fit (:func:`smplify.api.fit_video`) and its files, ``<stem>`` the c
 
 ``<stem>.npz`` (T, ...) parameters in smplx's names, one betas, fps, per-frame flags · ``<stem>.json``
 per-frame quality (reprojection error, detected / interpolated) · ``<stem>.bvh`` the animation (docs/video.md
-says how to open it in Blender) · ``<stem>_overlay.mp4`` the fitted skeleton (or mesh, ``--overlay mesh``) over each frame (not for keypoint
-files).
+says how to open it in Blender) · ``<stem>_overlay.mp4`` the fitted skeleton (or mesh, ``--overlay mesh``)
+over each frame (not for keypoint files).
 """
 from __future__ import annotations
 

@@ -156,18 +156,21 @@ def score_clip(body, clip: SyntheticClip, result) -> ClipScore:
     betas = np.broadcast_to(result.betas, (T, len(result.betas[-1]) if result.betas.ndim == 2 else len(result.betas)))
     with torch.no_grad():
         j = body.joints_and_landmarks(torch.as_tensor(result.global_orient), torch.as_tensor(result.body_pose),
-                                      torch.as_tensor(np.ascontiguousarray(betas)), torch.as_tensor(result.transl)).joints
+                                      torch.as_tensor(np.ascontiguousarray(betas)),
+                                      torch.as_tensor(result.transl)).joints
     truth = torch.as_tensor(clip.joints)
     pa = pa_mpjpe(j.double(), truth.double()).numpy() * 1000
     mp = mpjpe(j.double(), truth.double()).numpy() * 1000
     spread = float(np.asarray(result.betas).std(0).mean()) if np.asarray(result.betas).ndim == 2 else 0.0
-    return ClipScore(float(pa.mean()), float(mp.mean()), float(pa[clip.dropped].mean()) if clip.dropped.any() else float("nan"),
+    dropped = float(pa[clip.dropped].mean()) if clip.dropped.any() else float("nan")
+    return ClipScore(float(pa.mean()), float(mp.mean()), dropped,
                      mean_acceleration(j.numpy(), clip.fps), mean_acceleration(clip.joints, clip.fps), spread)
 
 
 def tune(prior: str = "gmm", clips: int = 6, frames: int = 60, fps: float = 60.0, seed: int = 0, swap: int = 0,
          joint_accel: Sequence[float] = (0.1,), pose_accel: Sequence[float] = (0.0,),
-         init_smoothing: Optional[Sequence[float]] = None, iterations: Optional[Sequence[int]] = None, echo=print) -> str:
+         init_smoothing: Optional[Sequence[float]] = None, iterations: Optional[Sequence[int]] = None,
+         echo=print) -> str:
     """The tuning table (markdown): per-frame fits, then the sequence fit at every combination of the given
     :class:`~smplify.config.SequenceConfig` values (None: the default's), on :func:`make_clips`' clips.
     ``echo``: called with each line as it is ready."""

@@ -136,11 +136,12 @@ def evaluate_clips(cap, modes: Sequence[str] = ("video", "image"), cameras: Opti
 
 def table(rows: Sequence[ClipRow]) -> str:
     """Markdown: one line per (camera, mode, fit)."""
-    out = ["| camera | detector mode | fit | PA-MPJPE mm | accel m/s² (clip-aligned) | accel / truth | accel camera frame | "
-           "truth accel | reproj px | 2D error px (median) | 2D jitter px/frame² | missing | fit s |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    out = ["| camera | detector mode | fit | PA-MPJPE mm | accel m/s² (clip-aligned) | accel / truth | "
+           "accel camera frame | truth accel | reproj px | 2D error px (median) | 2D jitter px/frame² | missing | "
+           "fit s |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        out.append(f"| {r.camera} | {r.mode} | {r.fit} | {r.pa_mpjpe:.1f} | {r.accel:.2f} | {r.accel / r.accel_truth:.1f}× | "
-                   f"{r.accel_camera:.2f} | {r.accel_truth:.2f} | {r.reproj_px:.1f} | {r.det_px:.1f} | {r.det_jitter:.2f} | "
-                   f"{r.missing} | {r.seconds:.1f} |")
+        out.append(f"| {r.camera} | {r.mode} | {r.fit} | {r.pa_mpjpe:.1f} | {r.accel:.2f} | "
+                   f"{r.accel / r.accel_truth:.1f}× | {r.accel_camera:.2f} | {r.accel_truth:.2f} | "
+                   f"{r.reproj_px:.1f} | "
+                   f"{r.det_px:.1f} | {r.det_jitter:.2f} | {r.missing} | {r.seconds:.1f} |")
     return "\n".join(out)

@@ -130,7 +130,8 @@ def facing_flips(global_orient: torch.Tensor, known: torch.Tensor) -> torch.Tens
     A root rotation that changes by more than 90° between consecutive known frames is no motion (at video
     rates that is thousands of degrees a second) but a flip: the detector swapped left and right, or a
     frame's flip test chose the other facing. Such jumps cut the clip into segments that alternate between
-    two facings; the facing most frames have is the clip's, the frames of the other are flagged. A real turn is gradual and cuts nothing. global_orient (T, 3)
+    two facings; the facing most frames have is the clip's, the frames of the other are flagged. A real turn
+    is gradual and cuts nothing. global_orient (T, 3)
     axis-angle; known (T,) bool."""
     idx = known.nonzero().squeeze(1)
     out = torch.zeros_like(known)
@@ -196,7 +197,8 @@ def sequence_total(terms: dict, stage: Stage, cfg: SequenceConfig) -> torch.Tens
     """The weighted sum of :func:`sequence_terms`: ``stage``'s prior weights (the photo's last stage) and
     the temporal weights of ``cfg``."""
     return (terms["data"] + stage.pose_prior * terms["pose_prior"] + stage.bend * terms["bend"]
-            + stage.shape * terms["shape"] + cfg.joint_accel * terms["joint_accel"] + cfg.pose_accel * terms["pose_accel"])
+            + stage.shape * terms["shape"] + cfg.joint_accel * terms["joint_accel"]
+            + cfg.pose_accel * terms["pose_accel"])
 
 
 def refine_sequence(objective: Objective, x0: torch.Tensor, batch: Batch, fps: float, cfg: SequenceConfig,
@@ -240,7 +242,8 @@ def refine_sequence(objective: Objective, x0: torch.Tensor, batch: Batch, fps: f
 class SequenceResult:
     """A fitted clip of T frames. Parameters use smplx's names; arrays are numpy float32.
 
-    global_orient (T, 3), body_pose (T, 69), betas (S,) one shape for the clip, transl (T, 3) camera
+    global_orient (T, 3), body_pose (T, 69), betas (S,) one shape for the clip ((T, S) from
+    ``fit_sequence(per_frame_only=True)``), transl (T, 3) camera
     coordinates (OpenCV axes, metres); fps; camera: the (fixed) camera of the clip; detected (T,) bool: the
     detector found the person with at least ``min_keypoints`` confident keypoints; interpolated (T,) bool: the
     data term did not see the frame (not detected) — its body comes from the neighbours; facing_fixed (T,)
@@ -369,13 +372,15 @@ def fit_sequence(fitter, frames: Sequence[Optional[FitInput]], fps: float, frame
         proj = project(sel, batch.focal * torch.exp(x[:, sl["focal"]]), batch.pp)
         err = (proj - batch.xy).norm(dim=-1)
         vis = batch.w > 0
-        reproj = torch.where(vis.any(1), (err * vis).sum(1) / vis.sum(1).clamp(min=1), torch.full_like(err[:, 0], float("nan")))
+        reproj = torch.where(vis.any(1), (err * vis).sum(1) / vis.sum(1).clamp(min=1),
+                             torch.full_like(err[:, 0], float("nan")))
     xn = x.cpu().numpy().astype(np.float32)
     poses = np.concatenate([pose.cpu().numpy(), np.zeros((T, 6))], 1).astype(np.float32)
     betas = xn[:, sl["betas"]].mean(0) if sc.share_betas and not per_frame_only else xn[:, sl["betas"]]
     return SequenceResult(
         global_orient=xn[:, sl["global_orient"]], body_pose=poses, betas=betas, transl=xn[:, sl["transl"]],
         fps=float(fps), camera=like.camera, detected=np.array(usable), interpolated=~np.array(usable),
-        facing_fixed=flipped.cpu().numpy(), sides_swapped=swapped.cpu().numpy(), reprojection_px=reproj.cpu().numpy().astype(np.float32), per_frame=per,
+        facing_fixed=flipped.cpu().numpy(), sides_swapped=swapped.cpu().numpy(),
+        reprojection_px=reproj.cpu().numpy().astype(np.float32), per_frame=per,
         loss_terms=terms, iterations=iters, time_s=time.perf_counter() - t_all, timings=timings,
         frame_names=list(frame_names) or [str(i) for i in range(T)], prior=c.prior, body_model=fitter.body.name)

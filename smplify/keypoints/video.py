@@ -164,7 +164,8 @@ class VideoDetector:
             res = self._pose.process(np.ascontiguousarray(small))
         self.seconds += time.perf_counter() - t0
         if keep is not None:
-            keep.append(cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
+            jpeg = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])[1]
+            keep.append(jpeg.tobytes())
         if res.pose_landmarks is None:
             return None
         lm = res.pose_landmarks.landmark

@@ -44,7 +44,8 @@ def bvh_text(names: Sequence[str], parents: Sequence[int], rest_joints: np.ndarr
         for k in children[j]:
             write(k, depth + 1)
         if not children[j]:
-            lines.extend([f"{pad}  End Site", f"{pad}  {{", f"{pad}    OFFSET 0.000000 0.000000 0.000000", f"{pad}  }}"])
+            lines.extend([f"{pad}  End Site", f"{pad}  {{", f"{pad}    OFFSET 0.000000 0.000000 0.000000",
+                          f"{pad}  }}"])
         lines.append(f"{pad}}}")
 
     roots = [j for j in range(J) if parents[j] < 0]

@@ -48,8 +48,9 @@ def sequence_report(result) -> dict:
     interpolated, facing_fixed, sides_swapped; plus the clip's betas, fps, timings and loss terms."""
     frames = [{"frame": i, "name": n, "reprojection_error_px": float(e), "detected": bool(d),
                "interpolated": bool(it), "facing_fixed": bool(ff), "sides_swapped": bool(ss)}
-              for i, (n, e, d, it, ff, ss) in enumerate(zip(result.frame_names, result.reprojection_px, result.detected,
-                                                           result.interpolated, result.facing_fixed, result.sides_swapped))]
+              for i, (n, e, d, it, ff, ss) in enumerate(zip(
+                  result.frame_names, result.reprojection_px, result.detected, result.interpolated,
+                  result.facing_fixed, result.sides_swapped))]
     seen = np.asarray(result.reprojection_px)[~np.asarray(result.interpolated)]
     return {
         "frames": len(frames), "fps": result.fps, "prior": result.prior, "body_model": result.body_model,
@@ -76,7 +77,8 @@ def draw_skeleton(image: np.ndarray, joints_px: np.ndarray, parents, thickness: 
         if p < 0:
             continue
         name = SMPL_JOINT_NAMES[j]
-        col = (60, 140, 255) if name.startswith("left") else (255, 150, 40) if name.startswith("right") else (240, 240, 240)
+        col = ((60, 140, 255) if name.startswith("left") else (255, 150, 40) if name.startswith("right")
+               else (240, 240, 240))
         cv2.line(image, tuple(map(int, pts[p])), tuple(map(int, pts[j])), col, thickness, cv2.LINE_AA)
     for q in pts:
         cv2.circle(image, tuple(map(int, q)), thickness + 1, (255, 255, 255), -1, cv2.LINE_AA)
@@ -126,7 +128,8 @@ def write_overlay_video(path, body, result, frames: Iterable[np.ndarray], style:
         for t, rgb in enumerate(frames):
             if t >= T:
                 break
-            small = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA) if (w, h) != (rgb.shape[1], rgb.shape[0]) else rgb
+            same = (w, h) == (rgb.shape[1], rgb.shape[0])
+            small = rgb if same else cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
             if style == "mesh":
                 with torch.no_grad():
                     v = body.mesh(*(p[t: t + 1] for p in params)).vertices[0].numpy()
