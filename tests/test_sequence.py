@@ -149,7 +149,8 @@ def test_sequence_outputs(fitted, tmp_path):
 @pytest.mark.e2e
 def test_cli_fits_a_tiny_video_and_a_keypoint_folder(tmp_path, capsys):
     """`smplify fit clip.mp4`: a real photo repeated as a 6-frame 270×480 mp4 (MediaPipe video mode), and the
-    same detections as a folder of keypoint files with one frame's file holding nobody (interpolated, flagged)."""
+    same detections as a folder of keypoint files with one frame's file holding nobody (interpolated, flagged),
+    and a folder of numbered photos."""
     import cv2
 
     from smplify.cli import main
@@ -190,6 +191,18 @@ def test_cli_fits_a_tiny_video_and_a_keypoint_folder(tmp_path, capsys):
     rep = json.loads((tmp_path / "out2" / "keys.json").read_text())
     assert rep["interpolated_frames"] == [3] and rep["per_frame"][3]["detected"] is False
     assert not (tmp_path / "out2" / "keys_overlay.mp4").exists()  # no frames to draw on
+
+    frames_dir = tmp_path / "frames"  # a folder of numbered photos: frame2 before frame10
+    frames_dir.mkdir()
+    for i in (1, 2, 10):
+        cv2.imwrite(str(frames_dir / f"frame{i}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    from smplify.keypoints.video import open_clip as open_
+
+    assert [f.name for f in open_(frames_dir).files] == ["frame1.png", "frame2.png", "frame10.png"]
+    rc = main(["fit", str(frames_dir), "--out", str(tmp_path / "out4"), "--detect-mode", "image"])
+    assert rc == 0, capsys.readouterr().err
+    rep = json.loads((tmp_path / "out4" / "frames.json").read_text())
+    assert rep["frames"] == 3 and rep["fps"] == 30.0 and [f["name"] for f in rep["per_frame"]][-1] == "frame10.png"
 
     rc = main(["fit", str(tmp_path / "nothing.mp4"), "--out", str(tmp_path / "out3")])
     err = capsys.readouterr().err.strip()
