@@ -204,6 +204,9 @@ def test_cli_fits_a_tiny_video_and_a_keypoint_folder(tmp_path, capsys):
     rep = json.loads((tmp_path / "out4" / "frames.json").read_text())
     assert rep["frames"] == 3 and rep["fps"] == 30.0 and [f["name"] for f in rep["per_frame"]][-1] == "frame10.png"
 
+    rc = main(["fit", str(frames_dir), "--out", str(frames_dir)])
+    assert rc == 1 and "own folder" in capsys.readouterr().err
+
     rc = main(["fit", str(tmp_path / "nothing.mp4"), "--out", str(tmp_path / "out3")])
     err = capsys.readouterr().err.strip()
     assert rc == 1 and "nothing.mp4" in err and len(err.splitlines()) == 1

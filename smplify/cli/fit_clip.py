@@ -36,6 +36,10 @@ def run_clip(args, src, out: Path, cfg, opts: dict) -> int:
     from ..outputs.sequence import write_overlay_video, write_sequence_json, write_sequence_npz
 
     t0 = time.perf_counter()
+    if Path(src).is_dir() and out.resolve() == Path(src).resolve():
+        print(f"error: {src}: --out is the clip's own folder; its outputs would become frames of the clip next "
+              f"time: choose another --out", file=sys.stderr)
+        return 1
     try:
         clip = open_clip(src, args.fps)
         kps = detect_clip(clip, args.detect_mode, layout=opts.get("layout"), image_size=opts.get("image_size"),
