@@ -7,8 +7,8 @@ rotations (smplx's ``global_orient`` / ``body_pose``) as Z, X, Y Euler angles in
 
 Axes: the fit is in camera coordinates (OpenCV: x right, y down, z forward into the scene); the BVH is
 written Y up, with x the camera's right and z toward the camera (a 180° turn about x), metres. Blender's
-BVH importer with Forward −Z / Up Y (its defaults) then shows the motion upright with the camera looking
-along −Y... see docs/video.md, "Opening the animation".
+BVH importer with its defaults (Forward −Z, Up Y) shows the motion upright, the camera's viewing direction
+along +Y (docs/video.md, "Opening the animation").
 """
 from __future__ import annotations
 
