@@ -78,6 +78,18 @@ def test_swap_sides_swaps_partners_only():
     assert swap_sides(sw).xy.tolist() == inp.xy.tolist()
 
 
+def test_euler_zxy_matches_scipy():
+    from scipy.spatial.transform import Rotation
+
+    from smplify.outputs.bvh import euler_zxy
+
+    R = Rotation.random(50, random_state=0)
+    mine = euler_zxy(R.as_matrix())
+    assert np.allclose(Rotation.from_euler("ZXY", mine, degrees=True).as_matrix(), R.as_matrix(), atol=1e-9)
+    locked = Rotation.from_euler("ZXY", [[30.0, 90.0, 10.0]], degrees=True).as_matrix()
+    assert np.allclose(Rotation.from_euler("ZXY", euler_zxy(locked), degrees=True).as_matrix(), locked, atol=1e-6)
+
+
 @pytest.fixture(scope="module")
 def fitted():
     """One synthetic 16-frame training clip (30 fps; 3 frames dropped, 4 with left and right swapped) fitted

@@ -21,12 +21,26 @@ import numpy as np
 CAMERA_TO_BVH = np.diag([1.0, -1.0, -1.0])
 
 
+def euler_zxy(R: np.ndarray) -> np.ndarray:
+    """Rotation matrices (..., 3, 3) -> Z, X, Y Euler angles (..., 3) in degrees with R = Rz·Rx·Ry (BVH's
+    "Zrotation Xrotation Yrotation"). At X = ±90° (gimbal lock) Y takes the whole turn about the vertical."""
+    x = np.arcsin(np.clip(R[..., 2, 1], -1.0, 1.0))
+    z = np.arctan2(-R[..., 0, 1], R[..., 1, 1])
+    y = np.arctan2(-R[..., 2, 0], R[..., 2, 2])
+    lock = np.abs(R[..., 2, 1]) > 1 - 1e-9
+    z = np.where(lock, 0.0, z)
+    y = np.where(lock, np.arctan2(R[..., 0, 2], R[..., 0, 0]), y)
+    return np.degrees(np.stack([z, x, y], -1))
+
+
 def bvh_text(names: Sequence[str], parents: Sequence[int], rest_joints: np.ndarray, global_orient: np.ndarray,
              body_pose: np.ndarray, root_position: np.ndarray, fps: float) -> str:
     """The BVH file's text. names (J,), parents (J,) (root −1, parents before children); rest_joints (J, 3)
     joint positions at zero pose (metres, model frame); global_orient (T, 3), body_pose (T, 3(J−1)) axis-angle;
     root_position (T, 3) the root joint in camera coordinates (metres); fps."""
-    from scipy.spatial.transform import Rotation
+    import torch
+
+    from ..rotations import rotvec_to_rotmat
 
     J, T = len(names), len(global_orient)
     children = {j: [k for k in range(J) if parents[k] == j] for j in range(J)}
@@ -61,9 +75,9 @@ def bvh_text(names: Sequence[str], parents: Sequence[int], rest_joints: np.ndarr
 
     dfs(roots[0])
     rot = np.concatenate([global_orient.reshape(T, 1, 3), body_pose.reshape(T, -1, 3)[:, : J - 1]], 1)  # (T, J, 3)
-    R = Rotation.from_rotvec(rot.reshape(-1, 3)).as_matrix().reshape(T, J, 3, 3)
+    R = rotvec_to_rotmat(torch.as_tensor(rot, dtype=torch.float64)).numpy()  # (T, J, 3, 3)
     R[:, roots[0]] = CAMERA_TO_BVH @ R[:, roots[0]]
-    eul = Rotation.from_matrix(R.reshape(-1, 3, 3)).as_euler("ZXY", degrees=True).reshape(T, J, 3)
+    eul = euler_zxy(R)
     pos = root_position @ CAMERA_TO_BVH.T
     lines += ["MOTION", f"Frames: {T}", f"Frame Time: {1.0 / fps:.8f}"]
     for t in range(T):
