@@ -95,6 +95,17 @@ def input_options(args) -> dict:
 
 
 def config_from_args(args) -> FitConfig:
+    """The FitConfig of the fit options; a bad --focal or --device raises :class:`smplify.cli.CliError`
+    (one line, exit status 2) before anything is loaded or written."""
+    from .camera import focal_problem
+    from .cli import CliError
+    from .config import device_problem
+
+    focal = getattr(args, "focal", None)
+    if focal is not None and focal_problem(focal):
+        raise CliError(f"--focal {focal_problem(focal)}")
+    if device_problem(args.device):
+        raise CliError(f"--device: {device_problem(args.device)}")
     return FitConfig(prior=args.prior, prior_path=args.prior_file, optimizer=args.optimizer,
                      optimize_focal=args.optimize_focal, flip_test=not args.no_flip_test, init=args.init,
                      device=args.device)

@@ -17,7 +17,7 @@ import torch
 
 from .body import BodyModel
 from .camera import Camera, project
-from .config import FitConfig, Stage
+from .config import FIT_DEVICES, FitConfig, Stage, device_problem
 from .objective import REFERENCE_SCALE, bend_term, depth_term, focal_term, reprojection_term, shape_term
 from .body.kinematics import fast_rodrigues, rotmat_to_rotvec
 from .body.jacobian import PointJacobian, rigid_moments, rotation_columns, rotation_vjp
@@ -163,6 +163,8 @@ class Fitter:
             self.device = torch.device(self.config.device)
         except RuntimeError as e:
             raise ValueError(f"device {self.config.device!r} is not a torch device ({e})") from None
+        if self.device.type not in FIT_DEVICES:
+            raise ValueError(device_problem(self.config.device))
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {self.config.device!r}: this torch build sees no CUDA device")
         # the fitter's own copies on its device (the caller's body, prior and regressor stay where they are)

@@ -61,6 +61,9 @@ def run_detect(args) -> int:
     from .detect import detect_image, load_image, write_json
     from .draw import save_drawing
 
+    if not str(args.out).strip():
+        print("error: --out is empty: name an output folder", file=sys.stderr)
+        return 2
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -90,8 +93,8 @@ def run_detect(args) -> int:
         print(f"{img}: {seen}/{len(kps.names)} keypoints visible -> {js}")
     n = len(args.images)
     summary = f"{n} image{'s' if n != 1 else ''}: {n - len(failed)} ok, {len(failed)} failed"
-    if failed:
-        summary += " (" + "; ".join(f"{name}: {why}" for name, why in failed) + ")"
+    if failed:  # which ones; each reason was printed once already, on its own error line
+        summary += " (" + ", ".join(name for name, _ in failed) + ")"
     print(summary)
     return 1 if failed else 0
 
@@ -100,7 +103,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m smplify.keypoints.cli")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_parser(sub)
-    args = parser.parse_args(argv)
+    from ..cli import accept_number_lists
+
+    args = accept_number_lists(parser).parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
