@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import os
 import time
 from pathlib import Path
@@ -197,9 +198,12 @@ class VAEPrior:
                                f"a save was interrupted or one file was replaced); retrain, or restore both files")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:  # weights_only refused a global: the file would run code
+            raise VAEFileError(f"{path}: refused: it holds pickled Python objects (code that would run on loading), "
+                               f"not plain tensor weights; smplify loads only state dicts of tensors.") from None
         except Exception as exc:
-            raise VAEFileError(f"{path}: cannot read VAE weights ({type(exc).__name__}: "
-                               f"{' '.join(str(exc).split())[:160]})") from None
+            first = " ".join(str(exc).split()).split(". ")[0].rstrip(".")[:200]
+            raise VAEFileError(f"{path}: cannot read VAE weights ({type(exc).__name__}: {first}).") from None
         if not isinstance(state, dict):
             raise VAEFileError(f"{path}: expected a state dict, got {type(state).__name__}")
         try:
