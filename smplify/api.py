@@ -66,13 +66,21 @@ def keypoints_to_input(kps, body: BodyModel, camera: Optional[Camera] = None, fo
     The keypoints are validated first (NaN/inf, negative pixels, all-zero confidence, wrong count,
     no image size): a one-line :class:`~smplify.keypoints.KeypointError`, not a failed optimisation.
     """
-    from .keypoints import validate_keypoints
+    from .keypoints import keypoint_quality, validate_keypoints
     from .keypoints.mapping import build_targets
 
     if not all(hasattr(kps, a) for a in ("layout", "names", "xy", "confidence", "image_size")):
         raise InputError(f"{tag or 'input'}: expected a photo path, a keypoint file path or a Keypoints2D, "
                          f"got {type(kps).__name__}")
-    validate_keypoints(kps, str(image_path or getattr(kps, "image_path", None) or tag or "keypoints"))
+    where = str(image_path or getattr(kps, "image_path", None) or tag or "keypoints")
+    validate_keypoints(kps, where)
+    quality = keypoint_quality(kps, where)  # far outside the photo: left out (all of them: KeypointError)
+    conf = np.where(quality.left_out, 0.0, np.asarray(kps.confidence, np.float64)).astype(np.float32)
+    # unused points keep their xy but within reach of the photo: weight 0 × (1e30)² would be NaN, not 0
+    w, h = (float(v) for v in kps.image_size)
+    lim = np.array([[-w, -h], [2 * w, 2 * h]])
+    xy = np.where((conf > 0)[:, None], kps.xy, np.clip(np.asarray(kps.xy, np.float64), lim[0], lim[1]))
+    kps = replace(kps, xy=xy.astype(np.float32), confidence=conf)
     t = build_targets(kps, body.landmark_names)
     if camera is None:
         path = image_path or getattr(kps, "image_path", None)
@@ -80,7 +88,7 @@ def keypoints_to_input(kps, body: BodyModel, camera: Optional[Camera] = None, fo
     return FitInput(index=np.asarray(t.index), xy=np.asarray(t.xy, np.float32),
                     confidence=np.asarray(t.confidence, np.float32), weight=np.asarray(t.table_weight, np.float32),
                     camera=camera, names=tuple(t.names), image_path=image_path or getattr(kps, "image_path", None),
-                    tag=tag, warnings=tuple(input_warnings(kps)))
+                    tag=tag, warnings=tuple(input_warnings(kps)) + quality.warnings, flags=quality.flags)
 
 
 def _person_in_box(people: list, bbox, where) -> list:

@@ -47,6 +47,7 @@ class FitInput:
     init: Optional[dict] = None  # optional start {global_orient, body_pose, betas, transl}
     tag: str = ""
     warnings: Sequence[str] = ()  # carried into the FitResult (e.g. an image size guessed from the keypoints)
+    flags: Sequence[str] = ()  # input quality flags carried into the FitResult (keypoints far outside the photo...)
 
 
 @dataclass
@@ -77,6 +78,7 @@ class FitResult:
     loss_curve: List[float] = field(default_factory=list)  # objective after each iteration, stages concatenated
     optimizer: str = ""  # the optimiser that ran (lm, lbfgs or adam; 'auto' resolved)
     stage_iterations: List[int] = field(default_factory=list)  # loss_curve entries of each stage, in order
+    flags: List[str] = field(default_factory=list)  # the input's quality flags (see smplify.keypoints.keypoint_quality)
 
     @property
     def params(self) -> dict:
@@ -759,5 +761,6 @@ class Fitter:
                 iterations=iters_l[r], time_s=elapsed / B, flipped=flip_l[r], converged=conv_l[r] and not bad_l[r],
                 failed=bad_l[r], restarted=restarted_l[r], warnings=warn, prior=self.config.prior,
                 body_model=self.body.name, stage_losses=stage_l[r], image_path=inp.image_path, tag=inp.tag,
-                loss_curve=curves[r].tolist(), stage_iterations=list(stage_lengths[r]), optimizer=self.optimizer))
+                loss_curve=curves[r].tolist(), stage_iterations=list(stage_lengths[r]), optimizer=self.optimizer,
+                flags=list(getattr(inp, "flags", ()))))
         return results

@@ -61,6 +61,7 @@ def result_report(result: FitResult) -> dict:
         "loss_terms": result.loss_terms, "stage_losses": result.stage_losses, "iterations": result.iterations,
         "time_s": result.time_s, "flipped": result.flipped, "converged": result.converged, "failed": result.failed,
         "restarted": result.restarted, "optimizer": result.optimizer, "warnings": result.warnings,
+        "quality_flags": list(getattr(result, "flags", [])),
         "camera": asdict(result.camera), "loss_curve": result.loss_curve,
         "stage_iterations": result.stage_iterations,
         "params": {k: v.tolist() for k, v in result.params.items()},
