@@ -164,12 +164,35 @@ def posed_mesh(body: BodyModel, result: FitResult) -> np.ndarray:
         return body.mesh(*p).vertices[0].numpy()
 
 
-def write_overlay(path, result: FitResult, vertices: np.ndarray, faces: np.ndarray) -> Path:
-    """The mesh over the photo with the fitted camera, beside a side view (PNG)."""
+#: the overlay's photo half is at most this many pixels on its long side (a 12000x9000 photo would give
+#: a 24000x9000 PNG that Pillow refuses to open with its default decompression-bomb limit)
+OVERLAY_MAX_SIDE = 4096
+
+
+def overlay_image(result: FitResult, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """The mesh over the photo with the fitted camera, beside a side view: (H, 2W, 3) uint8, the photo
+    scaled down to :data:`OVERLAY_MAX_SIDE` on its long side (camera scaled with it). Raises a one-line
+    :class:`~smplify.keypoints.detect.DetectionError` when the photo is missing or unreadable."""
     from .keypoints.detect import load_image
-    from .outputs.render import overlay_with_side_view, save_png
+    from .outputs.render import overlay_with_side_view
 
     image = load_image(result.image_path)
     cam = result.camera
-    save_png(path, overlay_with_side_view(image, vertices, faces, cam.focal, cam.principal_point))
-    return Path(path)
+    focal, pp = np.asarray(cam.focal, np.float64), np.asarray(cam.principal_point, np.float64)
+    H, W = image.shape[:2]
+    s = min(1.0, OVERLAY_MAX_SIDE / max(H, W))
+    if s < 1.0:
+        from PIL import Image
+
+        size = (max(1, round(W * s)), max(1, round(H * s)))
+        sx, sy = size[0] / W, size[1] / H
+        image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+        focal, pp = focal * np.array([sx, sy]), pp * np.array([sx, sy])
+    return overlay_with_side_view(image, vertices, faces, tuple(focal), tuple(pp))
+
+
+def write_overlay(path, result: FitResult, vertices: np.ndarray, faces: np.ndarray) -> Path:
+    """:func:`overlay_image` written as a PNG (atomically)."""
+    from .outputs.render import save_png
+
+    return save_png(path, overlay_image(result, vertices, faces))
