@@ -19,6 +19,7 @@ Design
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import re
 import shutil
@@ -32,9 +33,10 @@ import numpy as np
 
 from .api import IMAGE_SUFFIXES
 from .cli import one_line
-from .fileio import atomic_savez, atomic_write, atomic_write_text
+from .fileio import FolderLock, LockedError, atomic_savez, atomic_write, atomic_write_text
 
 KEYPOINT_SUFFIXES = {".json", ".npz", ".npy"}
+MANIFEST = "manifest.txt"  # the ids of every sample a run (or the shards merged here) found, one a line
 
 
 @dataclass
@@ -56,11 +58,23 @@ class Thresholds:
             r.append("did not converge")
         if q.get("failed"):
             r.append("optimisation diverged")
+        if q.get("flags"):  # keypoints far outside the photo, degenerate: never pseudo-ground-truth
+            r.append("input " + ", ".join(q["flags"]))
         return r
 
 
 def _safe(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("_")[:180]
+
+
+def sample_id(rel: str, person: Optional[int] = None) -> str:
+    """The id of a file's sample (person ``person`` of a file with several): a readable part, then a
+    short hash of the exact relative path, so any two paths get different ids ("pair a.png" and
+    "pair_a.png", "写真.png" and "照片.png") and a path always gets the same one, on every run and shard.
+    """
+    key = Path(rel).as_posix() + (f"#{person}" if person is not None else "")
+    readable = _safe(Path(rel).as_posix() + (f"_{person}" if person is not None else "")).lstrip(".")[:80]
+    return f"{readable or 'sample'}-{hashlib.sha1(key.encode('utf-8')).hexdigest()[:10]}"
 
 
 class InputError(ValueError):
@@ -151,14 +165,14 @@ def _folder_samples(src: Path) -> Iterator[tuple]:
         if p.suffix.lower() in IMAGE_SUFFIXES:
             from .keypoints.detect import detect_image
 
-            yield _safe(rel), (lambda p=p: detect_image(p))
+            yield sample_id(rel), (lambda p=p: detect_image(p))
         elif p.suffix.lower() in KEYPOINT_SUFFIXES:
             try:
                 n = len(read_keypoints(p, validate=False))
             except Exception:
                 n = 1  # the loader will report why
             for i in range(n):
-                yield _safe(rel + (f"_{i}" if n > 1 else "")), (lambda p=p, i=i: read_keypoints(p)[i])
+                yield sample_id(rel, i if n > 1 else None), (lambda p=p, i=i: read_keypoints(p)[i])
 
 
 def _quality(res, fit_input, nll: float) -> dict:
@@ -167,7 +181,8 @@ def _quality(res, fit_input, nll: float) -> dict:
     diag = float(np.linalg.norm(xy.max(0) - xy.min(0))) if len(xy) > 1 else float("nan")
     return {"mean_error_px": res.mean_error_px, "norm_error": res.mean_error_px / diag if diag > 0 else float("inf"),
             "prior_nll": nll, "confident_keypoints": int(w.sum()), "converged": bool(res.converged),
-            "flipped": bool(res.flipped), "failed": bool(res.failed), "box_diagonal_px": diag}
+            "flipped": bool(res.flipped), "failed": bool(res.failed), "box_diagonal_px": diag,
+            "flags": list(getattr(fit_input, "flags", ()))}
 
 
 def run_pseudo_gt(src, out, prior: str = "gmm", batch: int = 64, shard=(0, 1), thresholds: Thresholds = Thresholds(),
@@ -179,17 +194,28 @@ def run_pseudo_gt(src, out, prior: str = "gmm", batch: int = 64, shard=(0, 1), t
     in pixels for every sample (default: EXIF, else a 55° field of view). A bad ``src`` raises
     :class:`InputError` before any output is written.
     """
+    src, out = Path(src), Path(out)
+    k, n = shard
+    samples = [s for i, s in enumerate(enumerate_samples(src)) if i % n == k]  # InputError before any output
+    ids = [sid for sid, _ in samples]
+    if len(set(ids)) != len(ids):  # pragma: no cover - sample_id hashes the path; a clash would lose a sample
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise InputError(f"{src}: two samples share the id {dup}")
+    with FolderLock(out, "pseudo-gt"):  # a second run on this --out: LockedError naming the holder
+        return _run_locked(src, out, samples, prior, batch, thresholds, config, progress, max_chunks, model,
+                           gender, focal)
+
+
+def _run_locked(src, out, samples, prior, batch, thresholds, config, progress, max_chunks, model, gender, focal):
     import torch
     from tqdm import tqdm
 
     from . import api
     from .outputs.writers import result_arrays, result_report
 
-    src, out = Path(src), Path(out)
-    k, n = shard
-    samples = [s for i, s in enumerate(enumerate_samples(src)) if i % n == k]  # InputError before any output
     (out / "samples").mkdir(parents=True, exist_ok=True)
     (out / "failed").mkdir(exist_ok=True)
+    atomic_write_text(out / MANIFEST, "".join(f"{sid}\n" for sid, _ in samples))  # what "found" counts
     for stale in list((out / "samples").glob(".*.tmp")) + list((out / "failed").glob(".*.tmp")):
         stale.unlink()  # half-written files of a killed run: never read as finished
     done = lambda sid: (out / "samples" / f"{sid}.json").exists() or (out / "failed" / f"{sid}.json").exists()
@@ -250,7 +276,8 @@ def consolidate(out, thresholds: Thresholds = Thresholds()) -> dict:
                 models[k].append(str(z[k]) if k in z.files else "")
         q = rep["quality"]
         reasons = thresholds.reasons(q)
-        rows.append(dict(id=sid, image=rep.get("image"), accepted=int(not reasons), **q))
+        rows.append(dict(id=sid, image=rep.get("image"), accepted=int(not reasons),
+                         **dict(q, flags=";".join(q.get("flags", ())))))
         if reasons:
             rejected.append((sid, "; ".join(reasons)))
     failed = sorted((json.loads(p.read_text()) for p in (out / "failed").glob("*.json") if not p.name.startswith(".")),
@@ -267,7 +294,7 @@ def consolidate(out, thresholds: Thresholds = Thresholds()) -> dict:
     def write_csv(t):
         with open(t, "w", newline="") as fh:
             w = csv.DictWriter(fh, ["id", "image", "accepted", "mean_error_px", "norm_error", "box_diagonal_px",
-                                    "prior_nll", "confident_keypoints", "converged", "flipped", "failed"])
+                                    "prior_nll", "confident_keypoints", "converged", "flipped", "failed", "flags"])
             w.writeheader()
             w.writerows(rows)
 
@@ -281,13 +308,26 @@ def consolidate(out, thresholds: Thresholds = Thresholds()) -> dict:
             w.writerows(rejected + [(f["id"], "failed: " + f["reason"]) for f in failed])
 
     atomic_write(out / "rejected.csv", write_rej)
-    summary = {"samples": len(ids) + len(failed), "fitted": len(ids), "accepted": int(arrays["accepted"].sum()),
-               "rejected": len(rejected), "failed": len(failed), "thresholds": thresholds.__dict__,
+    # every sample found is accounted for: accepted + rejected + failed + unfinished = found
+    listed = set(_manifest(out))
+    done_ids = set(ids) | {f["id"] for f in failed}
+    unfinished = sorted(listed - done_ids)
+    summary = {"found": len(listed | done_ids), "samples": len(ids) + len(failed), "fitted": len(ids),
+               "accepted": int(arrays["accepted"].sum()), "rejected": len(rejected), "failed": len(failed),
+               "unfinished": len(unfinished), "unfinished_ids": unfinished[:20], "thresholds": thresholds.__dict__,
                "body_models": sorted(set(models["body_model_path"])),  # more than one: a resume changed --model
                "failures": failed[:20]}
     _histograms(rows, out / "quality_histograms.png", thresholds)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     return summary
+
+
+def _manifest(out: Path) -> List[str]:
+    """The sample ids listed in ``out/manifest.txt`` (none when a folder predates it)."""
+    try:
+        return [l for l in (Path(out) / MANIFEST).read_text().splitlines() if l.strip()]
+    except OSError:
+        return []
 
 
 def _histograms(rows, path: Path, th: Thresholds) -> None:
@@ -313,13 +353,57 @@ def _histograms(rows, path: Path, th: Thresholds) -> None:
     plt.close(fig)
 
 
+def _sample_digest(npz: Path) -> str:
+    """What a finished sample was fitted to (its keypoints), to tell one sample from another under one id."""
+    h = hashlib.sha1()
+    try:
+        with np.load(npz, allow_pickle=False) as z:
+            for k in ("kp_index", "kp_xy", "kp_confidence", "image_size"):
+                if k in z.files:
+                    h.update(np.ascontiguousarray(z[k]).tobytes())
+    except (OSError, ValueError, EOFError) as exc:
+        raise InputError(f"{npz}: unreadable sample ({one_line(exc)})") from None
+    return h.hexdigest()
+
+
+def check_shards(dirs) -> None:
+    """Refuse to merge what is not a set of shards of one dataset: a missing folder, one that holds no
+    pseudo-gt output, or one id holding a different person in two folders (:class:`InputError`)."""
+    dirs = [Path(d) for d in dirs]
+    for d in dirs:
+        if not d.exists():
+            raise InputError(f"{d}: not found")
+        if not d.is_dir() or not ((d / "samples").is_dir() or (d / "failed").is_dir()):
+            raise InputError(f"{d}: no pseudo-gt output here (no samples/ or failed/ folder)")
+    where = {}  # id -> folders holding it finished
+    for d in dirs:
+        for marker in sorted((d / "samples").glob("*.json")):
+            if not marker.name.startswith(".") and marker.with_suffix(".npz").exists():
+                where.setdefault(marker.stem, []).append(d)
+    for sid, folders in where.items():  # only ids in more than one folder are read
+        if len(folders) > 1:
+            first = _sample_digest(folders[0] / "samples" / f"{sid}.npz")
+            for d in folders[1:]:
+                if _sample_digest(d / "samples" / f"{sid}.npz") != first:
+                    raise InputError(f"sample {sid} holds different keypoints in {folders[0]} and {d}: these "
+                                     f"folders are not shards of one dataset; merge refused")
+
+
 def merge(dirs, out, thresholds: Thresholds = Thresholds()) -> dict:
     """Combine shard folders (each sample once) and consolidate.
 
-    Every file is copied to a temporary name and renamed, and a sample's ``.npz`` before its
-    ``.json`` (the finished marker), so a merge killed at any moment resumes to the same result.
+    The folders are checked first (:func:`check_shards`: missing, not pseudo-gt output, an id that
+    holds different people in two of them: :class:`InputError`, nothing written). Every file is
+    copied to a temporary name and renamed, and a sample's ``.npz`` before its ``.json`` (the
+    finished marker), so a merge killed at any moment resumes to the same result.
     """
     out = Path(out)
+    check_shards(dirs)
+    with FolderLock(out, "pseudo-gt-merge"):
+        return _merge_locked([Path(d) for d in dirs], out, thresholds)
+
+
+def _merge_locked(dirs, out: Path, thresholds: Thresholds) -> dict:
     for sub in ("samples", "failed"):
         (out / sub).mkdir(parents=True, exist_ok=True)
         for stale in (out / sub).glob(".*.tmp"):
@@ -328,7 +412,9 @@ def merge(dirs, out, thresholds: Thresholds = Thresholds()) -> dict:
     def copy(f: Path, dest: Path) -> None:
         atomic_write(dest, lambda tmp: shutil.copy2(f, tmp))
 
-    for d in map(Path, dirs):
+    listed = dict.fromkeys(_manifest(out))
+    for d in dirs:
+        listed.update(dict.fromkeys(_manifest(d)))
         for marker in sorted((d / "samples").glob("*.json")):
             if marker.name.startswith("."):
                 continue
@@ -343,6 +429,8 @@ def merge(dirs, out, thresholds: Thresholds = Thresholds()) -> dict:
         for f in sorted((d / "failed").glob("*.json")):
             if not f.name.startswith(".") and not (out / "failed" / f.name).exists():
                 copy(f, out / "failed" / f.name)
+    if listed:
+        atomic_write_text(out / MANIFEST, "".join(f"{sid}\n" for sid in listed))
     return consolidate(out, thresholds)
 
 
@@ -533,11 +621,12 @@ def run(args) -> int:
     try:
         s = run_pseudo_gt(src, args.out, cfg.prior, args.batch, (k, n), _thresholds(args), cfg, model=model,
                           gender=gender, focal=getattr(args, "focal", None))
-    except InputError as exc:  # INPUT itself (malformed JSON, not COCO, ...): one line, nothing written
+    except (InputError, LockedError) as exc:  # INPUT itself (malformed, not COCO...), --out held: one line
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{s['samples']} samples: {s['accepted']} accepted, {s['rejected']} rejected, {s['failed']} failed "
-          f"({s['throughput_samples_per_s']} samples/s); outputs in {args.out}/")
+    print(f"{s['found']} samples found: {s['accepted']} accepted, {s['rejected']} rejected, {s['failed']} failed"
+          + (f", {s['unfinished']} unfinished" if s["unfinished"] else "")
+          + f" ({s['throughput_samples_per_s']} samples/s); outputs in {args.out}/")
     if args.refine_regressor:
         r = refine_regressor(args.out, api.load_body(model, gender), steps=args.refine_steps,
                              weights=getattr(cfg, "regressor_path", None),
@@ -552,7 +641,12 @@ def run(args) -> int:
 
 
 def run_merge(args) -> int:
-    s = merge(args.dirs, args.out, _thresholds(args))
-    print(f"merged {len(args.dirs)} folders: {s['samples']} samples, {s['accepted']} accepted, "
-          f"{s['rejected']} rejected, {s['failed']} failed; outputs in {args.out}/")
+    try:
+        s = merge(args.dirs, args.out, _thresholds(args))
+    except (InputError, LockedError) as exc:  # a missing/empty folder, colliding ids, --out held: one line
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"merged {len(args.dirs)} folders: {s['found']} samples found, {s['accepted']} accepted, "
+          f"{s['rejected']} rejected, {s['failed']} failed"
+          + (f", {s['unfinished']} unfinished" if s["unfinished"] else "") + f"; outputs in {args.out}/")
     return 0
