@@ -196,9 +196,16 @@ class VAEPrior:
         if want and _sha256(path) != want:
             raise VAEFileError(f"{path}: weights do not match their metadata {meta_path.name} (SHA-256 differs: "
                                f"a save was interrupted or one file was replaced); retrain, or restore both files")
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+        if not (magic.startswith(b"PK") or magic[:1] == b"\x80"):  # torch.save writes a zip (old: a pickle)
+            raise VAEFileError(f"{path}: not a torch weights file (expected a .pt written by torch.save).")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:  # weights_only refused a global: the file would run code
+        except pickle.UnpicklingError as exc:
+            if "weights only" not in str(exc).lower():  # not a torch file at all (text, garbage)
+                raise VAEFileError(f"{path}: not a torch weights file ({' '.join(str(exc).split())[:120]}).") from None
+            # weights_only refused a global: the file would run code
             raise VAEFileError(f"{path}: refused: it holds pickled Python objects (code that would run on loading), "
                                f"not plain tensor weights; smplify loads only state dicts of tensors.") from None
         except Exception as exc:
