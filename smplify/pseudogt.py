@@ -72,8 +72,11 @@ def sample_id(rel: str, person: Optional[int] = None) -> str:
     short hash of the exact relative path, so any two paths get different ids ("pair a.png" and
     "pair_a.png", "写真.png" and "照片.png") and a path always gets the same one, on every run and shard.
     """
-    key = Path(rel).as_posix() + (f"#{person}" if person is not None else "")
-    readable = _safe(Path(rel).as_posix() + (f"_{person}" if person is not None else "")).lstrip(".")[:80]
+    import unicodedata
+
+    rel = unicodedata.normalize("NFC", Path(rel).as_posix())  # macOS spells é as e + ´: the same id there
+    key = rel + (f"#{person}" if person is not None else "")
+    readable = re.sub(r"[^\w.-]+", "_", rel + (f"_{person}" if person is not None else "")).strip("_.")[:80]
     return f"{readable or 'sample'}-{hashlib.sha1(key.encode('utf-8')).hexdigest()[:10]}"
 
 
