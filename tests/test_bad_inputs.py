@@ -307,6 +307,23 @@ def test_keypoints_outside_the_photo_or_degenerate(name, tmp_path, tiny, capsys)
         assert np.isfinite(rep["camera"]["focal"]).all() and abs(np.load(out / f"{name}.npz")["transl"][0, 2]) < 50
 
 
+def test_keypoints_without_a_photo_size_and_a_stray_point(tmp_path, tiny, capsys):
+    """The size guessed from the keypoints' extent ignores a stray point (it was stretched to 550001 px wide,
+    the stray point then 'inside' it); all points at 1e30 is one line, not an OverflowError."""
+    stray = np.concatenate([_far(STANDING), np.ones((17, 1))], 1)
+    np.save(tmp_path / "stray.npy", stray)
+    np.save(tmp_path / "all30.npy", np.concatenate([np.full((17, 2), 1e30), np.ones((17, 1))], 1))
+    out = tmp_path / "out"
+    rc, _, err = _run(["fit", tmp_path / "stray.npy", "--layout", "coco", "--out", out, "--model", tiny] + FAST, capsys)
+    assert rc == 0, err
+    rep = json.loads((out / "stray.json").read_text())
+    assert "keypoints_outside_photo" in rep["quality_flags"] and rep["camera"]["image_size"][0] < 1000
+    assert rep["mean_reprojection_error_px"] < 25
+    rc, _, err = _run(["fit", tmp_path / "all30.npy", "--layout", "coco", "--out", out, "--model", tiny] + FAST, capsys)
+    line = _one_line(err)
+    assert rc == 1 and "all30.npy" in line and "pixels" in line
+
+
 def test_pseudo_gt_gates_reject_flagged_people_and_account_for_everybody(tmp_path, tiny, capsys):
     src = tmp_path / "data"
     for name, (xy, _, _) in OUTLIERS.items():

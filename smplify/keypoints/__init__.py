@@ -57,6 +57,10 @@ class Keypoints2D:
         return validate_keypoints(self, where)
 
 
+#: the largest photo side (px) keypoints may refer to (a 1-gigapixel panorama is 50 000 px wide)
+MAX_IMAGE_SIDE = 1_000_000
+
+
 def validate_keypoints(kps: Keypoints2D, where: str = "") -> Keypoints2D:
     """Check a person's keypoints; raise a one-line :class:`KeypointError` naming ``where``.
 
@@ -97,6 +101,9 @@ def validate_keypoints(kps: Keypoints2D, where: str = "") -> Keypoints2D:
     size = kps.image_size
     if size is None or len(size) != 2 or min(size) <= 0:
         raise KeypointError(f"{w}image size unknown or invalid: {size}")
+    if max(size) > MAX_IMAGE_SIDE:
+        raise KeypointError(f"{w}image size {int(size[0])}x{int(size[1])} is no photo's (more than "
+                            f"{MAX_IMAGE_SIDE} px a side): are the keypoints in pixels?")
     return kps
 
 
