@@ -429,7 +429,7 @@ def test_overlay_of_a_huge_photo_is_capped(tmp_path, monkeypatch):
 
     from smplify import api
     from smplify.camera import make_camera
-    from smplify.fitter import FitResult
+    from smplify.fitting import FitResult
 
     assert 2 * api.OVERLAY_MAX_SIDE ** 2 < Image.MAX_IMAGE_PIXELS  # Pillow opens the overlay with its defaults
     monkeypatch.setattr(api, "OVERLAY_MAX_SIDE", 200)

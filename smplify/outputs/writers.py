@@ -14,7 +14,7 @@ from typing import List
 import numpy as np
 
 from ..fileio import atomic_savez, atomic_write_text, write_set
-from ..fitter import FitResult
+from ..fitting import FitResult
 
 #: the files written per person, after its stem (the report last: it marks a finished set)
 OUTPUT_SUFFIXES = (".npz", ".obj", "_overlay.png", ".json")

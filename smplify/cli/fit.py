@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import FitConfig
+from ..config import FitConfig
 
 
 def add_fit_options(p) -> None:
@@ -23,7 +23,8 @@ def add_fit_options(p) -> None:
     p.add_argument("--model", help="body model file or folder (default: $SMPLIFY_MODEL or the open model)")
     p.add_argument("--gender", default="neutral", choices=["neutral", "female", "male"])
     p.add_argument("--optimizer", default="lbfgs", choices=["lbfgs", "lm", "adam", "auto"],
-                   help="lm: Levenberg-Marquardt, about 4x faster (gmm prior); auto: lm where the prior allows")
+                   help="lm: Levenberg-Marquardt (needs a prior with a least-squares form: none, gmm); auto: lm where the "
+                        "prior allows (docs/decisions.md compares them)")
     p.add_argument("--focal", type=float, help="focal length in pixels (default: EXIF, else a 55° field of view)")
     p.add_argument("--optimize-focal", action="store_true", help="refine the focal length too")
     p.add_argument("--no-flip-test", action="store_true", help="do not also try the body turned around")
@@ -69,15 +70,15 @@ def input_options(args) -> dict:
     :class:`smplify.cli.CliError` (one line, exit status 2)."""
     import argparse
 
-    from .cli import CliError
-    from .keypoints.cli import _bbox
-    from .keypoints.layouts import canonical_layout
+    from ..keypoints.layouts import canonical_layout
+    from . import CliError
+    from .detect import parse_bbox
 
     out = {}
     try:
         if getattr(args, "bbox", None):
             try:
-                out["bbox"] = _bbox(args.bbox)
+                out["bbox"] = parse_bbox(args.bbox)
             except argparse.ArgumentTypeError as exc:
                 raise ValueError(str(exc)) from None
         if getattr(args, "layout", None):
@@ -97,9 +98,9 @@ def input_options(args) -> dict:
 def config_from_args(args) -> FitConfig:
     """The FitConfig of the fit options; a bad --focal or --device raises :class:`smplify.cli.CliError`
     (one line, exit status 2) before anything is loaded or written."""
-    from .camera import focal_problem
-    from .cli import CliError
-    from .config import device_problem
+    from ..camera import focal_problem
+    from . import CliError
+    from ..config import device_problem
 
     focal = getattr(args, "focal", None)
     if focal is not None and focal_problem(focal):
@@ -123,7 +124,7 @@ def add_parser(sub) -> None:
 
 def _clobbered_input(out: Path, stems, inputs):
     """(output path, input) where an output file would overwrite an input file, else None."""
-    from .outputs.writers import OUTPUT_SUFFIXES
+    from ..outputs.writers import OUTPUT_SUFFIXES
 
     ins = {}
     for src in inputs:
@@ -140,10 +141,10 @@ def _clobbered_input(out: Path, stems, inputs):
 
 
 def run(args) -> int:
-    from . import api
-    from .fileio import WriteError
-    from .keypoints.cli import _unique_stem
-    from .outputs.writers import write_fit_outputs
+    from .. import api
+    from ..fileio import WriteError
+    from ..outputs.writers import write_fit_outputs
+    from .detect import unique_stem
 
     opts = input_options(args)  # bad --bbox/--layout/--image-size: one line, exit 2
     out = Path(args.out)
@@ -160,7 +161,7 @@ def run(args) -> int:
             people = api.read_inputs(src, **opts)
             base = Path(src).stem
             for i, k in enumerate(people):  # unique stems: a/x.jpg and b/x.jpg must not overwrite each other
-                stem = _unique_stem(base + (f"_{i}" if len(people) > 1 else ""), used)
+                stem = unique_stem(base + (f"_{i}" if len(people) > 1 else ""), used)
                 items.append(api.keypoints_to_input(k, fitter.body, focal=args.focal, tag=stem))
         except Exception as exc:
             msg = str(exc) if str(exc).startswith(str(src)) else f"{src}: {exc}"
