@@ -51,11 +51,13 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temps(path) -> int:
-    """Remove ``.<name>.<pid>.tmp`` files beside ``path`` left by killed runs (their process is gone); count."""
+def remove_stale_temps(path, pattern: str = None) -> int:
+    """Remove ``.<name>.<pid>.tmp`` files beside ``path`` left by killed runs (their process is gone); count.
+    With ``pattern`` (e.g. ``"*"``), every such file in the folder ``path`` whose name matches it."""
     path, n = Path(path), 0
-    for t in path.parent.glob(f".{path.name}.*.tmp"):
-        pid = t.name[len(path.name) + 2 : -4]
+    folder, names = (path, pattern) if pattern is not None else (path.parent, path.name)
+    for t in folder.glob(f".{names}.*.tmp"):
+        pid = t.name[:-4].rsplit(".", 1)[-1]
         if pid.isdigit() and (int(pid) == os.getpid() or not _pid_alive(int(pid))):
             try:
                 t.unlink()

@@ -250,7 +250,13 @@ def test_outputs_of_one_fit_are_replaced_as_a_set(tmp_path, tiny, capsys, monkey
     assert _fit_once(kp, out, tiny, capsys)[0] == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     assert set(before) == {"kp.npz", "kp.obj", "kp.json"}
-    (out / ".kp.npz.99999.tmp").write_bytes(b"")  # left by a run killed while writing
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a process that has ended, as a killed run has
+    (out / f".kp.npz.{gone.pid}.tmp").write_bytes(b"")  # left by a run killed while writing
+    (out / f".other_overlay.png.{gone.pid}.tmp").write_bytes(b"")  # ... one with another stem
     from smplify.outputs import writers
 
     def killed(*a, **k):

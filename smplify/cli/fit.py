@@ -142,7 +142,7 @@ def _clobbered_input(out: Path, stems, inputs):
 
 def run(args) -> int:
     from .. import api
-    from ..fileio import WriteError
+    from ..fileio import WriteError, remove_stale_temps
     from ..outputs.writers import write_fit_outputs
     from .detect import unique_stem
 
@@ -178,6 +178,7 @@ def run(args) -> int:
         except OSError as exc:
             print(f"error: {out}: cannot create output folder ({exc.strerror or exc})", file=sys.stderr)
             return 2
+        remove_stale_temps(out, "*")  # temporaries of runs killed while writing (whatever their stems)
     results = fitter.fit(items) if items else []
     written = 0
     for res in results:
