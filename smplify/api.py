@@ -80,11 +80,15 @@ def input_warnings(kps) -> List[str]:
 
 
 def keypoints_to_input(kps, body: BodyModel, camera: Optional[Camera] = None, focal: Optional[float] = None,
-                       image_path=None, tag: str = "") -> FitInput:
+                       image_path=None, tag: str = "", strict: bool = False) -> FitInput:
     """Map a :class:`~smplify.keypoints.Keypoints2D` onto the body model's points.
 
     The keypoints are validated first (NaN/inf, negative pixels, all-zero confidence, wrong count,
     no image size): a one-line :class:`~smplify.keypoints.KeypointError`, not a failed optimisation.
+    Confident keypoints far outside the photo get table weight 0 (the fit ignores them; their
+    confidence stays, for quality gates) and, with those all on one pixel, quality flags and warnings
+    (:func:`~smplify.keypoints.keypoint_quality`). ``strict``: a person with no usable keypoint left
+    (all far outside the photo) raises a one-line :class:`~smplify.keypoints.KeypointError` instead.
     """
     from .keypoints import keypoint_quality, validate_keypoints
     from .keypoints.mapping import build_targets
@@ -94,19 +98,21 @@ def keypoints_to_input(kps, body: BodyModel, camera: Optional[Camera] = None, fo
                          f"got {type(kps).__name__}")
     where = str(image_path or getattr(kps, "image_path", None) or tag or "keypoints")
     validate_keypoints(kps, where)
-    quality = keypoint_quality(kps, where)  # far outside the photo: left out (all of them: KeypointError)
-    conf = np.where(quality.left_out, 0.0, np.asarray(kps.confidence, np.float64)).astype(np.float32)
-    # unused points keep their xy but within reach of the photo: weight 0 × (1e30)² would be NaN, not 0
+    quality = keypoint_quality(kps, where, strict=strict)
+    unused = quality.left_out | ~(np.asarray(kps.confidence) > 0)
+    # unused points keep their xy, clamped within reach of the photo (still "far outside" for a gate):
+    # weight 0 × (1e30)² would be NaN, not 0
     w, h = (float(v) for v in kps.image_size)
-    lim = np.array([[-w, -h], [2 * w, 2 * h]])
-    xy = np.where((conf > 0)[:, None], kps.xy, np.clip(np.asarray(kps.xy, np.float64), lim[0], lim[1]))
-    kps = replace(kps, xy=xy.astype(np.float32), confidence=conf)
+    xy = np.asarray(kps.xy, np.float64)
+    xy = np.where(unused[:, None], np.clip(xy, [-w, -h], [2 * w, 2 * h]), xy)
+    kps = replace(kps, xy=xy.astype(np.float32))
     t = build_targets(kps, body.landmark_names)
+    weight = np.where(quality.left_out[np.asarray(t.source, np.int64)], 0.0, t.table_weight)
     if camera is None:
         path = image_path or getattr(kps, "image_path", None)
         camera = make_camera(tuple(kps.image_size), path if path and Path(path).exists() else None, focal)
     return FitInput(index=np.asarray(t.index), xy=np.asarray(t.xy, np.float32),
-                    confidence=np.asarray(t.confidence, np.float32), weight=np.asarray(t.table_weight, np.float32),
+                    confidence=np.asarray(t.confidence, np.float32), weight=np.asarray(weight, np.float32),
                     camera=camera, names=tuple(t.names), image_path=image_path or getattr(kps, "image_path", None),
                     tag=tag, warnings=tuple(input_warnings(kps)) + quality.warnings, flags=quality.flags)
 
@@ -158,9 +164,9 @@ def fit_many(inputs: Sequence[Union[str, Path, object]], prior: str = "gmm", mod
         if isinstance(src, (str, Path)):
             people = read_inputs(src, bbox=bbox, layout=layout, image_size=image_size, image_id=image_id)
             for i, k in enumerate(people):
-                items.append(keypoints_to_input(k, fitter.body, focal=focal, tag=f"{Path(src).stem}:{i}"))
+                items.append(keypoints_to_input(k, fitter.body, focal=focal, tag=f"{Path(src).stem}:{i}", strict=True))
         else:
-            items.append(keypoints_to_input(src, fitter.body, focal=focal))
+            items.append(keypoints_to_input(src, fitter.body, focal=focal, strict=True))
     return fitter.fit(items)
 
 

@@ -1,5 +1,5 @@
 """Writing files so that a file that exists is complete (temp file in the same folder, then rename);
-files that belong together replaced as a set (:func:`write_set`); a folder held by one run (:class:`FolderLock`)."""
+files that belong together replaced as a set (:func:`write_set`)."""
 from __future__ import annotations
 
 import os
@@ -105,62 +105,3 @@ def write_set(files: Dict[Path, Callable[[Path], object]], remove: Iterable = ()
                 tmp.unlink()
     return list(tmps)
 
-
-class LockedError(RuntimeError):
-    """A folder another run holds (:class:`FolderLock`); the message names the holder."""
-
-
-class FolderLock:
-    """Hold ``folder`` for one run: ``with FolderLock(out, "pseudo-gt"): ...``.
-
-    An advisory ``flock`` on ``<folder>/.smplify.lock`` (created with the folder), which also records
-    the holder (command, pid, host, start time). A second holder gets :class:`LockedError` naming the
-    first. The kernel drops the lock when its process ends, however it ends (SIGKILL included), so a
-    killed run never leaves a stale lock. Not available on systems without ``fcntl`` (the lock is skipped).
-    """
-
-    NAME = ".smplify.lock"
-
-    def __init__(self, folder, what: str = "smplify"):
-        self.folder, self.what, self.fd = Path(folder), what, None
-
-    def holder(self) -> str:
-        import json
-
-        try:
-            d = json.loads((self.folder / self.NAME).read_text() or "{}")
-            return f"{d.get('what', 'a run')}, pid {d.get('pid')} on {d.get('host')}, since {d.get('since')}"
-        except (OSError, ValueError):
-            return "another process"
-
-    def __enter__(self) -> "FolderLock":
-        import json
-        import socket
-        import time
-
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not POSIX
-            return self
-        self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.folder / self.NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise LockedError(f"{self.folder}: in use by another run ({self.holder()}); wait for it to finish "
-                              f"or choose another --out") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"what": self.what, "pid": os.getpid(), "host": socket.gethostname(),
-                                 "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode())
-        self.fd = fd
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.fd is not None:
-            import fcntl
-
-            os.ftruncate(self.fd, 0)
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None

@@ -162,7 +162,7 @@ def run(args) -> int:
             base = Path(src).stem
             for i, k in enumerate(people):  # unique stems: a/x.jpg and b/x.jpg must not overwrite each other
                 stem = unique_stem(base + (f"_{i}" if len(people) > 1 else ""), used)
-                items.append(api.keypoints_to_input(k, fitter.body, focal=args.focal, tag=stem))
+                items.append(api.keypoints_to_input(k, fitter.body, focal=args.focal, tag=stem, strict=True))
         except Exception as exc:
             msg = str(exc) if str(exc).startswith(str(src)) else f"{src}: {exc}"
             print(f"error: {msg}", file=sys.stderr)

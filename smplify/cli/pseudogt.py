@@ -48,7 +48,6 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from .. import api
     from ..fileio import atomic_write_text
-    from ..fileio import LockedError
     from ..pseudogt import InputError, refine_regressor, run_pseudo_gt
     from .fit import config_from_args
 
@@ -76,12 +75,11 @@ def run(args) -> int:
     try:
         s = run_pseudo_gt(src, args.out, cfg.prior, args.batch, (k, n), _thresholds(args), cfg, model=model,
                           gender=gender, focal=getattr(args, "focal", None))
-    except (InputError, LockedError) as exc:  # INPUT itself (malformed, not COCO...), --out held: one line
+    except InputError as exc:  # INPUT itself (malformed JSON, not COCO, ...): one line, nothing written
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{s['found']} samples found: {s['accepted']} accepted, {s['rejected']} rejected, {s['failed']} failed"
-          + (f", {s['unfinished']} unfinished" if s["unfinished"] else "")
-          + f" ({s['throughput_samples_per_s']} samples/s); outputs in {args.out}/")
+    print(f"{s['samples']} samples: {s['accepted']} accepted, {s['rejected']} rejected, {s['failed']} failed "
+          f"({s['throughput_samples_per_s']} samples/s); outputs in {args.out}/")
     if args.refine_regressor:
         r = refine_regressor(args.out, api.load_body(model, gender), steps=args.refine_steps,
                              weights=getattr(cfg, "regressor_path", None),
@@ -96,15 +94,9 @@ def run(args) -> int:
 
 
 def run_merge(args) -> int:
-    from ..fileio import LockedError
-    from ..pseudogt import InputError, merge
+    from ..pseudogt import merge
 
-    try:
-        s = merge(args.dirs, args.out, _thresholds(args))
-    except (InputError, LockedError) as exc:  # a missing/empty folder, colliding ids, --out held: one line
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"merged {len(args.dirs)} folders: {s['found']} samples found, {s['accepted']} accepted, "
-          f"{s['rejected']} rejected, {s['failed']} failed"
-          + (f", {s['unfinished']} unfinished" if s["unfinished"] else "") + f"; outputs in {args.out}/")
+    s = merge(args.dirs, args.out, _thresholds(args))
+    print(f"merged {len(args.dirs)} folders: {s['samples']} samples, {s['accepted']} accepted, "
+          f"{s['rejected']} rejected, {s['failed']} failed; outputs in {args.out}/")
     return 0

@@ -124,12 +124,13 @@ class KeypointQuality:
     left_out: np.ndarray
 
 
-def keypoint_quality(kps: Keypoints2D, where: str = "") -> KeypointQuality:
-    """Quality flags of validated keypoints; raise :class:`KeypointError` when none is usable.
+def keypoint_quality(kps: Keypoints2D, where: str = "", strict: bool = False) -> KeypointQuality:
+    """Quality flags of validated keypoints.
 
     A confident keypoint more than :data:`OUTSIDE_MARGIN` × the photo's size outside it (x = 5e5 in a
-    480 px photo, 1e30) is left out of the fit with a warning (chasing it puts the camera kilometres
-    away); when every confident keypoint is that far out, the person cannot be fitted (one-line error).
+    480 px photo, 1e30) is to be left out of the fit, with a warning (chasing it puts the camera kilometres
+    away); when every confident keypoint is that far out (flag ``keypoints_all_outside_photo`` too), the
+    person cannot be fitted: ``strict`` raises a one-line :class:`KeypointError` then.
     Confident keypoints spanning less than :data:`MIN_SPREAD` of the photo (all on one pixel) are flagged
     degenerate: the fit runs, but says it is not meaningful. ``pseudo-gt`` rejects flagged people.
     """
@@ -144,10 +145,15 @@ def keypoint_quality(kps: Keypoints2D, where: str = "") -> KeypointQuality:
     flags, warns = [], []
     if far.any():
         first = int(np.where(far)[0][0])
-        if far.sum() == seen.sum():
-            raise KeypointError(f"{w}all {int(seen.sum())} confident keypoints lie far outside the {W:g}x{H:g} "
-                                f"photo (e.g. {example(first)}): not pixel coordinates of this photo")
         flags.append("keypoints_outside_photo")
+        if far.sum() == seen.sum():
+            msg = (f"all {int(seen.sum())} confident keypoints lie far outside the {W:g}x{H:g} photo "
+                   f"(e.g. {example(first)}): not pixel coordinates of this photo")
+            if strict:
+                raise KeypointError(w + msg)
+            flags.append("keypoints_all_outside_photo")
+            warns.append(msg)
+            return KeypointQuality(tuple(flags), tuple(warns), far)
         warns.append(f"{int(far.sum())} keypoint(s) lie far outside the {W:g}x{H:g} photo and were left out of the "
                      f"fit (e.g. {example(first)})")
     rest = xy[seen & ~far]

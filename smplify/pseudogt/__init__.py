@@ -5,10 +5,10 @@ stack), merging (shard folders), refine (fine-tune the regressor on the accepted
 """
 from ..errors import InputError
 from .consolidation import Thresholds, consolidate
-from .merging import check_shards, merge
+from .merging import merge
 from .refine import refine_regressor, regressor_benchmark
 from .run import run_pseudo_gt
-from .samples import enumerate_samples, sample_id
+from .samples import enumerate_samples
 
-__all__ = ["InputError", "Thresholds", "check_shards", "consolidate", "enumerate_samples", "merge",
-           "refine_regressor", "regressor_benchmark", "run_pseudo_gt", "sample_id"]
+__all__ = ["InputError", "Thresholds", "consolidate", "enumerate_samples", "merge", "refine_regressor",
+           "regressor_benchmark", "run_pseudo_gt"]

@@ -14,18 +14,6 @@ import numpy as np
 from ..fileio import atomic_savez, atomic_write, atomic_write_text
 
 
-#: the ids of every sample a run (or the shards merged into a folder) found, one a line
-MANIFEST = "manifest.txt"
-
-
-def read_manifest(out) -> List[str]:
-    """The sample ids listed in ``out/manifest.txt`` (none when a folder predates it)."""
-    try:
-        return [l for l in (Path(out) / MANIFEST).read_text().splitlines() if l.strip()]
-    except OSError:
-        return []
-
-
 @dataclass
 class Thresholds:
     max_error: float = 0.05  # mean reprojection error / keypoint-box diagonal
@@ -45,8 +33,6 @@ class Thresholds:
             r.append("did not converge")
         if q.get("failed"):
             r.append("optimisation diverged")
-        if q.get("flags"):  # keypoints far outside the photo, degenerate: never pseudo-ground-truth
-            r.append("input " + ", ".join(q["flags"]))
         return r
 
 
@@ -67,8 +53,7 @@ def consolidate(out, thresholds: Thresholds = Thresholds()) -> dict:
                 models[k].append(str(z[k]) if k in z.files else "")
         q = rep["quality"]
         reasons = thresholds.reasons(q)
-        rows.append(dict(id=sid, image=rep.get("image"), accepted=int(not reasons),
-                         **dict(q, flags=";".join(q.get("flags", ())))))
+        rows.append(dict(id=sid, image=rep.get("image"), accepted=int(not reasons), **q))
         if reasons:
             rejected.append((sid, "; ".join(reasons)))
     failed = sorted((json.loads(p.read_text()) for p in (out / "failed").glob("*.json") if not p.name.startswith(".")),
@@ -85,7 +70,7 @@ def consolidate(out, thresholds: Thresholds = Thresholds()) -> dict:
     def write_csv(t):
         with open(t, "w", newline="") as fh:
             w = csv.DictWriter(fh, ["id", "image", "accepted", "mean_error_px", "norm_error", "box_diagonal_px",
-                                    "prior_nll", "confident_keypoints", "converged", "flipped", "failed", "flags"])
+                                    "prior_nll", "confident_keypoints", "converged", "flipped", "failed"])
             w.writeheader()
             w.writerows(rows)
 
@@ -99,13 +84,8 @@ def consolidate(out, thresholds: Thresholds = Thresholds()) -> dict:
             w.writerows(rejected + [(f["id"], "failed: " + f["reason"]) for f in failed])
 
     atomic_write(out / "rejected.csv", write_rej)
-    # every sample found is accounted for: accepted + rejected + failed + unfinished = found
-    listed = set(read_manifest(out))
-    done_ids = set(ids) | {f["id"] for f in failed}
-    unfinished = sorted(listed - done_ids)
-    summary = {"found": len(listed | done_ids), "samples": len(ids) + len(failed), "fitted": len(ids),
-               "accepted": int(arrays["accepted"].sum()), "rejected": len(rejected), "failed": len(failed),
-               "unfinished": len(unfinished), "unfinished_ids": unfinished[:20], "thresholds": thresholds.__dict__,
+    summary = {"samples": len(ids) + len(failed), "fitted": len(ids), "accepted": int(arrays["accepted"].sum()),
+               "rejected": len(rejected), "failed": len(failed), "thresholds": thresholds.__dict__,
                "body_models": sorted(set(models["body_model_path"])),  # more than one: a resume changed --model
                "failures": failed[:20]}
     _histograms(rows, out / "quality_histograms.png", thresholds)

@@ -25,9 +25,9 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import InputError, one_line
-from ..fileio import FolderLock, atomic_savez, atomic_write_text
-from .consolidation import MANIFEST, Thresholds, consolidate
+from ..errors import one_line
+from ..fileio import atomic_savez, atomic_write_text
+from .consolidation import Thresholds, consolidate
 from .samples import enumerate_samples
 
 
@@ -38,8 +38,7 @@ def _quality(res, fit_input, nll: float, min_confidence: float) -> dict:
     diag = float(np.linalg.norm(xy.max(0) - xy.min(0))) if len(xy) > 1 else float("nan")
     return {"mean_error_px": res.mean_error_px, "norm_error": res.mean_error_px / diag if diag > 0 else float("inf"),
             "prior_nll": nll, "confident_keypoints": int(w.sum()), "converged": bool(res.converged),
-            "flipped": bool(res.flipped), "failed": bool(res.failed), "box_diagonal_px": diag,
-            "flags": list(getattr(fit_input, "flags", ()))}
+            "flipped": bool(res.flipped), "failed": bool(res.failed), "box_diagonal_px": diag}
 
 
 def run_pseudo_gt(src, out, prior: str = "gmm", batch: int = 64, shard=(0, 1), thresholds: Thresholds = Thresholds(),
@@ -49,30 +48,19 @@ def run_pseudo_gt(src, out, prior: str = "gmm", batch: int = 64, shard=(0, 1), t
 
     model/gender: the body model (as for ``smplify fit --model/--gender``); focal: the focal length
     in pixels for every sample (default: EXIF, else a 55° field of view). A bad ``src`` raises
-    :class:`InputError` before any output is written; an ``out`` another run holds raises
-    :class:`~smplify.fileio.LockedError` naming it. ``out/manifest.txt`` lists the shard's samples.
+    :class:`InputError` before any output is written.
     """
-    src, out = Path(src), Path(out)
-    k, n = shard
-    samples = [s for i, s in enumerate(enumerate_samples(src)) if i % n == k]  # InputError before any output
-    ids = [sid for sid, _ in samples]
-    if len(set(ids)) != len(ids):  # pragma: no cover - sample_id hashes the path; a clash would lose a sample
-        dup = next(i for i in ids if ids.count(i) > 1)
-        raise InputError(f"{src}: two samples share the id {dup}")
-    with FolderLock(out, "pseudo-gt"):  # a second run on this --out: LockedError naming the holder
-        return _run_locked(out, samples, prior, batch, thresholds, config, progress, max_chunks, model, gender, focal)
-
-
-def _run_locked(out: Path, samples, prior, batch, thresholds, config, progress, max_chunks, model, gender, focal):
     import torch
     from tqdm import tqdm
 
     from .. import api
     from ..outputs.writers import result_arrays, result_report
 
+    src, out = Path(src), Path(out)
+    k, n = shard
+    samples = [s for i, s in enumerate(enumerate_samples(src)) if i % n == k]  # InputError before any output
     (out / "samples").mkdir(parents=True, exist_ok=True)
     (out / "failed").mkdir(exist_ok=True)
-    atomic_write_text(out / MANIFEST, "".join(f"{sid}\n" for sid, _ in samples))  # what "found" counts
     for stale in list((out / "samples").glob(".*.tmp")) + list((out / "failed").glob(".*.tmp")):
         stale.unlink()  # half-written files of a killed run: never read as finished
     done = lambda sid: (out / "samples" / f"{sid}.json").exists() or (out / "failed" / f"{sid}.json").exists()

@@ -2,7 +2,6 @@
 keypoint files (sorted paths), or a COCO annotation file (its annotations in file order)."""
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -16,19 +15,6 @@ KEYPOINT_SUFFIXES = {".json", ".npz", ".npy"}
 
 def _safe(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("_")[:180]
-
-
-def sample_id(rel: str, person: Optional[int] = None) -> str:
-    """The id of a file's sample (person ``person`` of a file with several): a readable part, then a
-    short hash of the exact relative path, so any two paths get different ids ("pair a.png" and
-    "pair_a.png", "写真.png" and "照片.png") and a path always gets the same one, on every run and shard.
-    """
-    import unicodedata
-
-    rel = unicodedata.normalize("NFC", Path(rel).as_posix())  # macOS spells é as e + ´: the same id there
-    key = rel + (f"#{person}" if person is not None else "")
-    readable = re.sub(r"[^\w.-]+", "_", rel + (f"_{person}" if person is not None else "")).strip("_.")[:80]
-    return f"{readable or 'sample'}-{hashlib.sha1(key.encode('utf-8')).hexdigest()[:10]}"
 
 
 def _coco_entry_problem(ann, image_ids) -> Optional[str]:
@@ -115,11 +101,11 @@ def _folder_samples(src: Path) -> Iterator[tuple]:
         if p.suffix.lower() in IMAGE_SUFFIXES:
             from ..keypoints.detect import detect_image
 
-            yield sample_id(rel), (lambda p=p: detect_image(p))
+            yield _safe(rel), (lambda p=p: detect_image(p))
         elif p.suffix.lower() in KEYPOINT_SUFFIXES:
             try:
                 n = len(read_keypoints(p, validate=False))
             except Exception:
                 n = 1  # the loader will report why
             for i in range(n):
-                yield sample_id(rel, i if n > 1 else None), (lambda p=p, i=i: read_keypoints(p)[i])
+                yield _safe(rel + (f"_{i}" if n > 1 else "")), (lambda p=p, i=i: read_keypoints(p)[i])
