@@ -172,6 +172,15 @@ def test_error_rows(row, argv, status, fragments, tmp_path, tiny, capsys, monkey
 
 
 # ------------------------------------------------------------------------------------------------- behaviour rows
+@pytest.mark.parametrize("argv", [["fit", "x.json", "--out", "o", "--focal", "abc"], ["fit", "--out", "o"],
+                                  ["benchmark", "--n", "x", "--out", "b"], ["fit", "x.json", "--out", "o", "--prior", "vpos"]])
+def test_argparse_errors_are_one_line(argv, capsys):
+    """A value of the wrong type, a missing INPUT, an unknown choice: one line naming the command, exit 2."""
+    rc, _, err = _run(argv, capsys)
+    line = _one_line(err)
+    assert rc == 2 and f"smplify {argv[0]}" in line and "--help" in line
+
+
 def test_doctor_json_exit_status_follows_the_findings(tmp_path, capsys):
     rc, out, _ = _run(["doctor", "--json", "--model", _evil_pickle(tmp_path)], capsys)
     assert rc == 1 and json.loads(out)["body_model"]["name"] is None

@@ -47,8 +47,15 @@ NUMBERS = re.compile(r"^-\d+$|^-\d*\.\d+$|^-?[0-9.]+([eE][-+]?[0-9]+)?(,\s*-?[0-
 
 
 def accept_number_lists(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Let ``parser`` and its subcommands take comma-separated numbers starting with '-' as values."""
+    """Let ``parser`` and its subcommands take comma-separated numbers starting with '-' as values, and
+    say a bad argument in one line (``error: smplify fit: argument --focal: invalid float value: 'abc'
+    (smplify fit --help)``, exit status 2) instead of argparse's usage block."""
     parser._negative_number_matcher = NUMBERS
+
+    def error(message: str, parser=parser):
+        parser.exit(2, f"error: {parser.prog}: {' '.join(str(message).split())} (see {parser.prog} --help)\n")
+
+    parser.error = error
     for action in parser._actions:
         for sub in (getattr(action, "choices", None) or {}).values() if isinstance(action, argparse._SubParsersAction) else ():
             accept_number_lists(sub)
