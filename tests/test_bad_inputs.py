@@ -146,6 +146,7 @@ def test_error_rows(row, argv, status, fragments, tmp_path, tiny, capsys, monkey
     monkeypatch.setattr(GMMPrior, "fit", classmethod(no_training))
     monkeypatch.setattr(VAEPrior, "fit", classmethod(no_training))
     t = tmp_path
+    monkeypatch.chdir(t)  # "--out ''" on code that takes it for the current folder writes here, not into the repo
     (t / "some.txt").write_text("hello\n")
     vals = {"t": t, "kp": _kp(t / "kp.npz"), "kpdir": _kp(t / "kpdir" / "a.npz").parent,
             "poses": _poses(t), "prior_dir": _existing_prior_folder(t), "three": _poses(t, "three.npz", n=3),
