@@ -143,7 +143,7 @@ def _clobbered_input(out: Path, stems, inputs):
 def run(args) -> int:
     from .. import api
     from ..fileio import WriteError, remove_stale_temps
-    from ..outputs.writers import write_fit_outputs
+    from ..outputs.writers import OUTPUT_SUFFIXES, write_fit_outputs
     from .detect import unique_stem
 
     opts = input_options(args)  # bad --bbox/--layout/--image-size: one line, exit 2
@@ -178,7 +178,8 @@ def run(args) -> int:
         except OSError as exc:
             print(f"error: {out}: cannot create output folder ({exc.strerror or exc})", file=sys.stderr)
             return 2
-        remove_stale_temps(out, "*")  # temporaries of runs killed while writing (whatever their stems)
+        for suffix in OUTPUT_SUFFIXES:  # temporaries of fits killed while writing (whatever their stems)
+            remove_stale_temps(out, f"*{suffix}")
     results = fitter.fit(items) if items else []
     written = 0
     for res in results:
