@@ -86,3 +86,92 @@ def test_other_readers_have_no_world_landmarks(tmp_path):
     p = tmp_path / "op_keypoints.json"
     p.write_text(json.dumps({"people": [{"pose_keypoints_2d": arr.ravel().tolist()}]}))
     assert not read_keypoints(p)[0].has_world
+
+
+# ------------------------------------------------------------------ the bone-direction term
+
+def _bone_case(seed=0, B=3):
+    import torch
+
+    from smplify.keypoints.world import bone_coefficients
+
+    names = MEDIAPIPE33
+    coeff, bw, kept = bone_coefficients(names)
+    g = torch.Generator().manual_seed(seed)
+    P = torch.randn(B, len(names), 3, generator=g, dtype=torch.float64)
+    target = torch.nn.functional.normalize(torch.randn(B, len(kept), 3, generator=g, dtype=torch.float64), dim=-1)
+    w = torch.rand(B, len(kept), generator=g, dtype=torch.float64) * torch.as_tensor(bw, dtype=torch.float64)
+    return P, torch.as_tensor(coeff, dtype=torch.float64).expand(B, -1, -1), target, w, kept
+
+
+def test_bone_table_covers_limbs_torso_and_head():
+    from smplify.keypoints.layouts import COCO17
+    from smplify.keypoints.world import bone_coefficients, bone_targets
+
+    coeff, w, kept = bone_coefficients(MEDIAPIPE33)
+    assert {"left_forearm", "right_shin", "torso", "head", "left_foot"} <= set(kept) and coeff.shape == (len(kept), 33)
+    assert np.allclose(coeff.sum(1), 0)  # a bone is a difference: translation-free
+    assert "left_foot" not in bone_coefficients(COCO17)[2]  # COCO has no heel: the foot bone is left out
+    world = np.random.default_rng(0).normal(size=(33, 3))
+    vis = np.ones(33)
+    vis[MEDIAPIPE33.index("left_wrist")] = 0.2
+    t = bone_targets(MEDIAPIPE33, 3.0 * world + 5.0, vis)  # scale and offset change nothing
+    t0 = bone_targets(MEDIAPIPE33, world, vis)
+    assert np.allclose(t.direction, t0.direction, atol=1e-5)
+    assert np.allclose(np.linalg.norm(t.direction, axis=1), 1, atol=1e-5)
+    assert t.weight[t.names.index("left_forearm")] == pytest.approx(0.2)
+    assert t.weight[t.names.index("left_upper_arm")] == pytest.approx(1.0)
+
+
+def test_direction_residuals_match_the_term_and_autograd():
+    import torch
+
+    from smplify.objective import direction_term
+    from smplify.residuals import direction_chain, direction_gradient
+
+    P, coeff, target, w, _ = _bone_case()
+    sigma = 0.5
+    f = direction_term(P, coeff, target, w, sigma)
+    r, D = direction_chain(P, coeff, target, w, sigma)
+    assert torch.allclose(r.pow(2).sum((1, 2)), f, rtol=1e-10)
+    # D = ∂r_b/∂d_b, and ∂r/∂P_k = c_bk D_b: against autograd
+    Pg = P.clone().requires_grad_(True)
+    jac = torch.autograd.functional.jacobian(lambda p: direction_chain(p, coeff, target, w, sigma)[0], Pg)
+    B, nb, K = coeff.shape
+    mine = torch.einsum("bnij,bnk->bnikj", D, coeff)  # (B, nb, 3, K, 3)
+    theirs = torch.stack([jac[b, :, :, b] for b in range(B)])
+    assert torch.allclose(mine, theirs, atol=1e-9)
+    # the gradient path: 2 Σ_b c_bk D_bᵀ r_b = ∂f/∂P_k
+    r2, v = direction_gradient(P, coeff, target, w, sigma)
+    (g,) = torch.autograd.grad(direction_term(Pg, coeff, target, w, sigma).sum(), Pg)
+    assert torch.allclose(r2, r) and torch.allclose(2 * v, g, atol=1e-9)
+    # free of scale and translation
+    assert torch.allclose(direction_term(2.5 * P + 1.0, coeff, target, w, sigma), f)
+
+
+# ------------------------------------------------------------------ the lift
+
+def test_lift_recovers_a_pose_from_scaled_shifted_landmarks():
+    import torch
+
+    from smplify import api
+    from smplify.keypoints.mapping import layout_targets
+    from smplify.lift import lift_pose
+
+    torch.manual_seed(0)
+    body = api.load_body()
+    prior = api._prior("gmm", None)
+    index, names, tw = layout_targets(MEDIAPIPE33, body.landmark_names)
+    B = 4
+    pose = torch.as_tensor(prior.sample(B, seed=1))
+    go = torch.tensor([[3.0, 0.2, 0.1], [3.1, -0.5, 0.0], [0.1, 2.9, 0.3], [2.8, 0.0, -0.4]])
+    with torch.no_grad():
+        out = body.joints_and_landmarks(go, pose)
+    idx = torch.as_tensor(index)[None].expand(B, -1)
+    world = 0.6 * torch.gather(out.points, 1, idx[..., None].expand(-1, -1, 3)) + torch.tensor([0.3, -1.0, 4.0])
+    r = lift_pose(body, idx, world, torch.as_tensor(tw).expand(B, -1), prior=None, bend_weight=0, iterations=150)
+    with torch.no_grad():
+        j = body.joints_and_landmarks(r.global_orient, r.body_pose).joints
+    err = (j - j[:, :1] - (out.joints - out.joints[:, :1])).norm(dim=-1).mean(-1)
+    assert (err < 0.02).all() and err.mean() < 0.01, err  # camera-frame joints, orientation included
+    assert torch.allclose(r.scale, torch.full((B,), 1 / 0.6), rtol=0.05)
