@@ -1,1 +1,0 @@
-"""Synthetic benchmark with known 3D truth, and prior comparison."""
