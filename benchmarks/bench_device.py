@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from smplify import api
-from smplify.benchmark.runner import evaluate_batch
-from smplify.benchmark.synthetic import make_cases
+from smplify.evaluation.runner import evaluate_batch
+from smplify.evaluation.synthetic import make_cases
 from smplify.keypoints.layouts import MEDIAPIPE33
 from smplify.keypoints.mapping import layout_targets
 
@@ -53,7 +53,7 @@ def main(argv=None):
     body = api.load_body()
     layout = layout_targets(MEDIAPIPE33, body.landmark_names)
     cases = make_cases(body, layout, n=max(batches + [a.cpu_batch]), noise_levels=(3.0,), dropouts=(0.1,), seed=5)
-    yard = api._prior("gmm", None)
+    yard = api.load_prior("gmm", None)
     name = torch.cuda.get_device_name(a.device) if a.device.startswith("cuda") else a.device
     rows, payload = [], {"device": name, "threads": torch.get_num_threads(), "rows": []}
     for opt in a.optimizers.split(","):

@@ -24,18 +24,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from smplify import api
-from smplify.benchmark.runner import evaluate_batch
-from smplify.benchmark.synthetic import make_cases
+from smplify import api, paths
+from smplify.evaluation.runner import evaluate_batch
+from smplify.evaluation.synthetic import make_cases
 from smplify.body.layer import BodyOutput
 from smplify.body.model_file import to_smplx_model
-from smplify.fitter import Fitter
+from smplify.fitting import Fitter
 from smplify.keypoints.layouts import MEDIAPIPE33
 from smplify.keypoints.mapping import layout_targets
 
 from .common import markdown_table, peak_rss_mb, save
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = paths.ROOT
 
 
 class SmplxBody(torch.nn.Module):
@@ -96,7 +96,7 @@ def _throughput_child(n: int, optimizer: str) -> dict:
 
 def _coco(path: Path, n: int) -> None:
     from smplify.keypoints.layouts import COCO17
-    from smplify.synth import sample_scenes
+    from smplify.evaluation.scenes import sample_scenes
     from priors.posedata import open_poses
 
     body = api.load_body()
@@ -119,13 +119,13 @@ def main(argv=None):
     layout = layout_targets(MEDIAPIPE33, body.landmark_names)
     cases = make_cases(body, layout, n=max(a.large_batch, 64), noise_levels=(3.0,), dropouts=(0.1,), seed=5)
     inputs = [c.fit_input for c in cases]
-    yard = api._prior("gmm", None)
+    yard = api.load_prior("gmm", None)
     lm = api.make_fitter("gmm", optimizer="lm")
     ours = api.make_fitter("gmm")  # the default: L-BFGS
     # same schedule, same optimiser; smplx's body has no analytic Jacobian, so its gradients come from autograd
     autograd_cfg = dataclasses.replace(ours.config, analytic_gradients=False)
-    ref = Fitter(SmplxBody(body), autograd_cfg, prior=ours.prior)
-    ours_ag = Fitter(body, autograd_cfg, prior=ours.prior)  # ours with autograd too: what the Jacobian adds
+    ref = Fitter(SmplxBody(body), autograd_cfg, prior=ours.prior, regressor=ours.regressor)
+    ours_ag = Fitter(body, autograd_cfg, prior=ours.prior, regressor=ours.regressor)  # ours with autograd too: what the Jacobian adds
     for f in (lm, ours, ref, ours_ag):
         f.fit(inputs[:1])
     rows, payload = [], {}

@@ -14,7 +14,7 @@ import json
 import time
 
 from smplify import api
-from smplify.benchmark.synthetic import make_cases
+from smplify.evaluation.synthetic import make_cases
 from smplify.keypoints.layouts import MEDIAPIPE33
 from smplify.keypoints.mapping import layout_targets
 

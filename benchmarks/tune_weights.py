@@ -15,8 +15,8 @@ from dataclasses import replace
 import numpy as np
 
 from smplify import api
-from smplify.benchmark.runner import evaluate_batch
-from smplify.benchmark.synthetic import make_cases
+from smplify.evaluation.runner import evaluate_batch
+from smplify.evaluation.synthetic import make_cases
 from smplify.config import FitConfig, default_stages
 from smplify.keypoints.layouts import MEDIAPIPE33
 from smplify.keypoints.mapping import layout_targets
@@ -38,13 +38,14 @@ def main(argv=None):
     poses = poses[rng.choice(len(poses), 400, replace=False)]
     cases = make_cases(body, layout_targets(MEDIAPIPE33, body.landmark_names), n=a.n, noise_levels=(0.0, 8.0),
                        dropouts=(0.0, 0.3), seed=7, poses=poses)
-    yard = api._prior("gmm", None)
+    yard = api.load_prior("gmm", None)
     for it in [float(x) for x in a.iters.split(",")]:
         for bend in [float(x) for x in a.bend.split(",")]:
             for s in [float(x) for x in a.scales.split(",")]:
                 stages = tuple(replace(st, pose_prior=st.pose_prior * s, bend=st.bend * bend,
                                        iterations=int(st.iterations * it)) for st in default_stages())
-                fitter = api.make_fitter(a.prior, config=FitConfig(stages=stages, optimizer=a.optimizer, lm_prior_scale=1.0))
+                fitter = api.make_fitter(a.prior, config=FitConfig(stages=stages, init="mean", optimizer=a.optimizer,
+                                                                      lm_prior_scale=1.0))  # SMPLify schedule, its start
                 rows = evaluate_batch(fitter, cases, a.prior, yard)
                 out = []
                 for n_, d_ in ((0.0, 0.0), (8.0, 0.3)):

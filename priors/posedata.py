@@ -9,7 +9,7 @@ from typing import List, Sequence
 
 import numpy as np
 
-OPEN_POSES = Path(__file__).resolve().parent / "assets" / "open_poses.npz"
+from smplify.paths import OPEN_POSES
 HELDOUT = ("holosoma_climb_4",)  # never seen by a prior, the regressor or any tuning
 #: SMPL body joints 1..21 as (left, right) pairs; the rest (spine, neck, head) are central
 MIRROR_PAIRS = ((1, 2), (4, 5), (7, 8), (10, 11), (13, 14), (16, 17), (18, 19), (20, 21))

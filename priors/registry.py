@@ -1,14 +1,14 @@
 """Pose priors by name: 'none', 'gmm', 'vae' (shipped defaults in priors/assets/)."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import torch
 
-ASSETS = Path(__file__).resolve().parent / "assets"
+from smplify.paths import GMM_PRIOR, VAE_PRIOR
+
 PRIOR_NAMES = ("none", "gmm", "vae", "bend")
-DEFAULT_FILES = {"gmm": ASSETS / "gmm_open.npz", "vae": ASSETS / "vae_open.pt"}
+DEFAULT_FILES = {"gmm": GMM_PRIOR, "vae": VAE_PRIOR}
 
 
 class NoPrior:

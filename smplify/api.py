@@ -4,7 +4,8 @@
     result = smplify.fit("photo.jpg", prior="gmm")          # -> FitResult
     results = smplify.fit_many(["a.jpg", "b.json"], prior="vae")
 
-Body models and priors are loaded once per process and cached.
+Body models, priors and the regressor are loaded here (once per process, cached), never in the
+:class:`~smplify.fitting.Fitter`.
 """
 from __future__ import annotations
 
@@ -18,13 +19,10 @@ import numpy as np
 from .body import BodyModel, load_model_file
 from .camera import Camera, make_camera
 from .config import FitConfig
-from .fitter import FitInput, FitResult, Fitter
+from .errors import InputError
+from .fitting import FitInput, FitResult, Fitter
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-
-
-class InputError(ValueError):
-    """An input file the fitter cannot use (one line, names the file)."""
 
 
 @functools.lru_cache(maxsize=4)
@@ -34,17 +32,39 @@ def load_body(model: Optional[str] = None, gender: str = "neutral") -> BodyModel
 
 
 @functools.lru_cache(maxsize=8)
-def _prior(name: str, path: Optional[str]):
+def load_prior(name: str, path: Optional[str] = None):
+    """A pose prior by name ('none', 'gmm', 'vae', 'bend'; cached); ``path``: a file instead of the shipped one."""
     from priors import get_pose_prior
 
     return get_pose_prior(name, path)
 
 
+@functools.lru_cache(maxsize=4)
+def load_regressor(path: Optional[str] = None):
+    """The keypoint regressor (cached): ``path``, else the shipped weights."""
+    from .paths import REGRESSOR_WEIGHTS
+    from .regressor import load_regressor as load
+
+    return load(path or REGRESSOR_WEIGHTS)
+
+
+def build_fitter(body: BodyModel, config: Optional[FitConfig] = None, prior=None, regressor=None) -> Fitter:
+    """A :class:`Fitter` for this body with what ``config`` names loaded: its prior (unless given), the
+    regressor for ``init='regressor'`` (unless given), the shipped GMM's mean pose for ``start_pose='shared'``."""
+    cfg = config or FitConfig()
+    if prior is None:
+        prior = load_prior(cfg.prior, cfg.prior_path)
+    if regressor is None and cfg.init == "regressor":
+        regressor = load_regressor(cfg.regressor_path)
+    shared = load_prior("gmm", None).mean_pose() if cfg.start_pose == "shared" else None
+    return Fitter(body, cfg, prior=prior, regressor=regressor, start_pose=shared)
+
+
 def make_fitter(prior: str = "gmm", model: Optional[str] = None, config: Optional[FitConfig] = None,
                 gender: str = "neutral", **overrides) -> Fitter:
-    """A :class:`Fitter` for a prior name ('none', 'gmm', 'vae') and a body model."""
+    """A :class:`Fitter` for a prior name ('none', 'gmm', 'vae') and a body model file (default: the open model)."""
     cfg = replace(config or FitConfig(), prior=prior, **overrides)
-    return Fitter(load_body(model, gender), cfg, prior=_prior(cfg.prior, cfg.prior_path))
+    return build_fitter(load_body(model, gender), cfg)
 
 
 def input_warnings(kps) -> List[str]:

@@ -1,7 +1,8 @@
-"""Fitting configuration: every weight and schedule in one dataclass (documented in README)."""
+"""Fitting configuration: every weight and schedule in one dataclass. Why each default is what it is,
+with the command that measured it: docs/decisions.md."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, asdict
+from dataclasses import asdict, dataclass
 from typing import Optional, Tuple
 
 
@@ -28,8 +29,7 @@ def default_stages() -> Tuple[Stage, ...]:
     """SMPLify's staging: camera + orientation on the torso, then pose and shape with
     prior weights decreasing stage by stage. The pose-prior weights follow SMPLify's
     404² → 57.4² → 4.78² shape, scaled to our normalised-pixel data term and tuned on
-    *training* poses (``python -m benchmarks.tune_weights``: 0.1× was best for the GMM,
-    the VAE was flat across 0.03-1×)."""
+    *training* poses (docs/decisions.md, "Stage weights")."""
     body = ("transl", "global_orient", "pose", "betas")
     return (
         Stage("camera", ("transl", "global_orient"), 30, depth=100.0, torso_only=True),
@@ -41,7 +41,7 @@ def default_stages() -> Tuple[Stage, ...]:
 
 def regressor_stages() -> Tuple[Stage, ...]:
     """A shorter schedule for a regressor start: it is already near the answer, camera included
-    (held-out cases: 5 camera iterations instead of 10 changed the 3D error by < 0.5 mm)."""
+    (docs/decisions.md, "Regressor schedule")."""
     body = ("transl", "global_orient", "pose", "betas")
     return (
         Stage("camera", ("transl", "global_orient"), 5, depth=100.0, torso_only=True),
@@ -57,12 +57,10 @@ class FitConfig:
     prior: str = "gmm"  # none | gmm | vae
     prior_path: Optional[str] = None  # a user's prior file instead of the shipped one
     vae_mode: str = "latent"  # latent: pose = decode(z), penalty ½|z|² ; penalty: encoder-mean penalty
-    # lbfgs | lm | adam | auto (Levenberg-Marquardt for the gmm/bend priors, else lbfgs). L-BFGS is the
-    # default: from the regressor's start it is the more accurate (held-out, batch 32: 45 vs 54 mm), and LM,
-    # reaching the objective's deeper optima, moves hidden legs furthest from the truth (132 vs 98 mm)
-    # (README, "Optimisers")
+    # lbfgs | lm | adam | auto (Levenberg-Marquardt for the gmm/bend priors, else lbfgs); L-BFGS is the more
+    # accurate from the regressor's start (docs/decisions.md, "Optimiser")
     optimizer: str = "lbfgs"
-    stages: Tuple[Stage, ...] = field(default_factory=regressor_stages)  # the default start's; see __post_init__
+    stages: Optional[Tuple[Stage, ...]] = None  # None: the start's own schedule (see schedule())
     sigma: float = 100.0  # Geman-McClure scale, normalised pixels
     min_confidence: float = 0.3  # keypoints below this confidence are missing (weight 0)
     focal_weight: float = 100.0  # (log f/f₀)² when optimize_focal
@@ -70,14 +68,10 @@ class FitConfig:
     flip_test: bool = True  # also fit the body turned 180° about the vertical axis, keep the better
     flip_stages: int = 2  # how many stages (from the first) both facings run before the better goes on
     # after the flip test's first stage, a facing whose loss is more than this times the other's drops out;
-    # only the undecided rows fit both facings further (None: 3 for L-BFGS from the regressor's start, where
-    # held out the camera stage's choice agreed with the pose stage's wherever the ratio was above 2; never
-    # from the mean pose, where both facings often reach the same camera-stage loss, nor for LM: see
-    # decided_ratio)
+    # only the undecided rows fit both facings further (None: see decided_ratio)
     flip_decided_ratio: Optional[float] = None
     # regressor: the learned regressor's estimate (shorter schedule); mean: the prior's mean pose, translation by
-    # similar triangles, SMPLify's schedule. The regressor start is the default: held-out 42.6 vs 62.0 mm
-    # PA-MPJPE, 75 vs 204 ms per fit (README, "Regressor initialisation" and "Fitting")
+    # similar triangles, SMPLify's schedule. The regressor start is the more accurate and faster (docs/decisions.md)
     init: str = "regressor"
     start_pose: str = "prior"  # prior: each prior's own mean pose | shared: the shipped GMM's mean for every prior
     regressor_path: Optional[str] = None  # regressor weights (default: the shipped ones)
@@ -86,12 +80,10 @@ class FitConfig:
     unseen_joints_from_prior: bool = True
     lbfgs_history: int = 50
     # L-BFGS: a stage over the same variables as the last starts from its curvature pairs instead of a
-    # steepest-descent step (None: yes from the regressor's start, no from the mean pose). From the regressor
-    # it is better and faster (held-out: 42.5 vs 43.2 mm, 5.1 vs 5.5 px); from the mean pose the early
-    # stop near the start is what keeps unseen limbs plausible (legs outside the photo: 112 vs 106 mm)
+    # steepest-descent step (None: yes from the regressor's start, no from the mean pose; docs/decisions.md)
     lbfgs_carry_memory: Optional[bool] = None
     # L-BFGS's f and gradient from the analytic Jacobian where the prior has a least-squares form (GMM,
-    # bend, none): the same objective as autograd's (tested), ~1.5x cheaper per evaluation; False: autograd
+    # bend, none): the same objective as autograd's (tested), cheaper per evaluation; False: autograd
     analytic_gradients: bool = True
     line_search_steps: int = 10
     ftol: float = 1e-6
@@ -99,33 +91,39 @@ class FitConfig:
     settle_tol: float = 1e-3  # (relative) over its final settle_window iterations
     lm_iterations_factor: float = 1.0  # Levenberg-Marquardt runs at most this × each stage's iterations
     # initial damping (× diag H). Small values take full Gauss-Newton steps at once, which can swing the
-    # body out of the flip test's facing in the camera stage (training poses: 60.5 mm at 1e-3, 54.3 at 1)
+    # body out of the flip test's facing in the camera stage (docs/decisions.md)
     lm_mu0: float = 1.0
-    lm_ftol: float = 1e-3  # relative decrease below which a Levenberg-Marquardt row has converged (1e-5: same error, 30 % more iterations)
-    # LM converges where L-BFGS stops early, so it wants a firmer pose prior: on *training* poses
-    # (python -m benchmarks.tune_weights --optimizer lm --scales 0.5,1,2,4) 2x balanced 3D and 2D error
+    lm_ftol: float = 1e-3  # relative decrease below which a Levenberg-Marquardt row has converged
+    # LM converges where L-BFGS stops early, so it wants a firmer pose prior (tuned on training poses)
     lm_prior_scale: float = 2.0
     adam_lr: float = 0.03
     adam_iterations_factor: float = 4.0  # Adam runs this many times each stage's iteration count
     seed: int = 0
-    device: str = "cpu"  # torch device of the optimisation ("cuda", "cuda:1"): batched fits scale on a GPU
+    device: str = "cpu"  # torch device of the optimisation ("cuda", "cuda:1")
 
     def __post_init__(self):
         if self.flip_decided_ratio is not None and not self.flip_decided_ratio >= 1.0:
             raise ValueError(f"flip_decided_ratio must be at least 1 (the better facing always goes on), "
                              f"not {self.flip_decided_ratio}")
-        # the schedule follows the start unless one was given: the regressor's shorter one from its
-        # start, SMPLify's from the mean pose (also when a config is copied with the other init)
-        if self.init == "regressor" and self.stages == default_stages():
-            self.stages = regressor_stages()
-        elif self.init == "mean" and self.stages == regressor_stages():
-            self.stages = default_stages()
+        if self.init not in ("regressor", "mean"):
+            raise ValueError(f"init must be 'regressor' or 'mean', not {self.init!r}")
+        if self.start_pose not in ("prior", "shared"):
+            raise ValueError(f"start_pose must be 'prior' or 'shared', not {self.start_pose!r}")
+        if self.stages is not None:
+            self.stages = tuple(self.stages)
+
+    def schedule(self) -> Tuple[Stage, ...]:
+        """The stages a fit runs: :attr:`stages` if given, else the start's own schedule (the regressor's
+        shorter one from its start, SMPLify's from the mean pose)."""
+        if self.stages is not None:
+            return self.stages
+        return regressor_stages() if self.init == "regressor" else default_stages()
 
     def decided_ratio(self, optimizer: str) -> Optional[float]:
         """:attr:`flip_decided_ratio` resolved for this start and optimiser ('lbfgs', 'lm', 'adam'; None: both
-        facings go through every flip stage). Levenberg-Marquardt's camera stage turns a wrong facing back
-        more often than L-BFGS's, so its loss decides less (held out: of the rows above a ratio of 3, the pose
-        stage chose the other facing for 30 %, 16 % of all rows; 46.7 vs 45.3 mm): it keeps the whole test."""
+        facings go through every flip stage): 3 for L-BFGS from the regressor's start; from the mean pose both
+        facings often reach the same camera-stage loss, and Levenberg-Marquardt's camera stage turns a wrong
+        facing back more often, so both keep the whole test (docs/decisions.md, "Flip test")."""
         if self.flip_decided_ratio is not None:
             return self.flip_decided_ratio
         return 3.0 if self.init == "regressor" and optimizer == "lbfgs" else None
@@ -136,4 +134,5 @@ class FitConfig:
         return self.init == "regressor" if self.lbfgs_carry_memory is None else self.lbfgs_carry_memory
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Every field, the schedule resolved (:meth:`schedule`)."""
+        return dict(asdict(self), stages=tuple(asdict(s) for s in self.schedule()))

@@ -1,14 +1,14 @@
-"""`smplify doctor`: what is installed, what is found, what is missing and where to get it."""
+"""What is installed, what is found, what is missing and where to get it (`smplify doctor`)."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import platform
 from pathlib import Path
 
 from .body.model_file import MODEL_ENV, DEFAULT_MODEL_PATH, ModelFileError, load_model_file
 from .body.names import NUM_JOINTS
+from .paths import GMM_PRIOR, VAE_PRIOR
 
 LICENSED = {
     "SMPL / SMPL-H / SMPL-X model files": "register at https://smpl.is.tue.mpg.de (SMPL), https://mano.is.tue.mpg.de "
@@ -18,10 +18,7 @@ LICENSED = {
     "use `smplify train-prior vae` on AMASS instead",
 }
 
-PRIOR_FILES = {
-    "gmm": Path(__file__).resolve().parent.parent / "priors" / "assets" / "gmm_open.npz",
-    "vae": Path(__file__).resolve().parent.parent / "priors" / "assets" / "vae_open.pt",
-}
+PRIOR_FILES = {"gmm": GMM_PRIOR, "vae": VAE_PRIOR}
 
 
 def _detector_weights() -> dict:
@@ -65,35 +62,3 @@ def collect(model=None) -> dict:
     report["priors"] = {k: {"path": str(p), "found": p.exists()} for k, p in PRIOR_FILES.items()}
     report["licensed_files"] = {k: v for k, v in LICENSED.items()}
     return report
-
-
-def run(args) -> int:
-    report = collect(getattr(args, "model", None))
-    if args.json:
-        print(json.dumps(report, indent=2))
-        return 0
-    ok = lambda b: "ok     " if b else "MISSING"
-    bm = report["body_model"]
-    print(f"python {report['python']}, torch {report['torch']}")
-    if bm.get("name"):
-        print(f"[ok     ] body model  {bm['name']}: {bm['vertices']} vertices, {bm['joints']} joints, "
-              f"{bm['betas']} betas, {len(bm['landmarks'])} landmarks\n            {bm['path']}")
-    else:
-        err = bm["error"]
-        print(f"[MISSING] body model  " + (err if err.startswith(bm["path"]) else f"{bm['path']}: {err}"))
-    det = report["detector"]
-    print(f"[{ok(det['found'])}] detector    mediapipe {det.get('version', '-')} pose_landmark_full "
-          f"(model_complexity=1)" + ("" if det["found"] else f": {det.get('reason') or det.get('missing')}"))
-    for name, p in report["priors"].items():
-        print(f"[{ok(p['found'])}] prior       {name}: {p['path']}")
-    print("licensed files (optional; nobody needs them to get started):")
-    for name, where in report["licensed_files"].items():
-        print(f"  - {name}: {where}")
-    return 0 if bm.get("name") and det["found"] else 1
-
-
-def add_parser(sub) -> None:
-    p = sub.add_parser("doctor", help="show what is found and what is missing")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--model", help="body model file or folder to check (default: $%s or the open model)" % MODEL_ENV)
-    p.set_defaults(func=run)

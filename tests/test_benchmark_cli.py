@@ -22,7 +22,7 @@ def test_compare_priors_writes_tables_and_plots(tmp_path, capsys):
 
 @pytest.mark.e2e
 def test_interrupted_benchmark_keeps_finished_rows(tmp_path, monkeypatch):
-    from smplify.benchmark import runner
+    from smplify.evaluation import runner
 
     calls = {"n": 0}
     real = runner.evaluate_batch

@@ -14,14 +14,14 @@ from smplify.cli import main
 @pytest.fixture
 def short_schedule(monkeypatch):
     """compare-priors' own FitConfig (checked: shared start pose), with a few iterations per stage."""
-    from smplify.benchmark import cli as bcli
+    from smplify.cli import evaluate as bcli
 
     real, seen = bcli.fit_config, []
 
     def short(args):
         cfg = real(args)
         seen.append(cfg)
-        return replace(cfg, stages=tuple(replace(s, iterations=3) for s in cfg.stages), flip_test=False)
+        return replace(cfg, stages=tuple(replace(s, iterations=3) for s in cfg.schedule()), flip_test=False)
 
     monkeypatch.setattr(bcli, "fit_config", short)
     return seen
@@ -30,7 +30,7 @@ def short_schedule(monkeypatch):
 def test_compare_config_shares_the_start_pose():
     import argparse
 
-    from smplify.benchmark.cli import fit_config
+    from smplify.cli.evaluate import fit_config
     from smplify.cli import build_parser
 
     args = build_parser().parse_args(["compare-priors", "--out", "x", "--init", "regressor"])
@@ -44,7 +44,7 @@ def test_compare_config_shares_the_start_pose():
 
 @pytest.mark.e2e
 def test_compare_priors_curves_convergence_and_grid(tmp_path, short_schedule, monkeypatch):
-    from smplify.benchmark import plots
+    from smplify.evaluation import plots
 
     grids = []
     real_grid = plots.qualitative_grid
@@ -64,12 +64,12 @@ def test_compare_priors_curves_convergence_and_grid(tmp_path, short_schedule, mo
         assert (out / f).stat().st_size > 0, f
     # the grid shows the benchmarked fits themselves (same config): no refit
     (args, kw) = grids[0]
-    assert args[4].init == "regressor" and set(kw["results"]) == {"none", "gmm"}
+    assert args[5].init == "regressor" and set(kw["results"]) == {"none", "gmm"}
     assert all(v is not None for d in kw["results"].values() for v in d.values())
 
 
 def test_convergence_plot_from_curves(tmp_path):
-    from smplify.benchmark.plots import _normalised_curves, convergence_plot
+    from smplify.evaluation.plots import _normalised_curves, convergence_plot
 
     recs = [{"prior": "gmm", "loss_curve": [4.0, 2.0, 1.0]}, {"prior": "gmm", "loss_curve": [10.0, 5.0]},
             {"prior": "none", "loss_curve": [3.0, 1.0, 0.5, 0.25]}, {"prior": "none", "loss_curve": []}]
@@ -94,7 +94,7 @@ def test_convergence_plot_from_curves(tmp_path):
 
 
 def test_read_rows_skips_a_torn_row(tmp_path):
-    from smplify.benchmark.runner import FIELDS, read_rows
+    from smplify.evaluation.runner import FIELDS, read_rows
 
     p = tmp_path / "r.csv"
     full = ["gmm", "0"] + ["1"] * (len(FIELDS) - 2)
@@ -122,7 +122,7 @@ def _fake_detector(monkeypatch, size=(216, 384)):
     from smplify.keypoints import Keypoints2D
     from smplify.keypoints.layouts import COCO17
     from smplify.keypoints.mapping import layout_targets
-    from smplify.synth import sample_scenes
+    from smplify.evaluation.scenes import sample_scenes
     from priors.posedata import open_poses
 
     body = api.load_body()
@@ -141,7 +141,7 @@ def _fake_detector(monkeypatch, size=(216, 384)):
 
 @pytest.mark.e2e
 def test_images_rows_stream_and_grid_has_side_views(tmp_path, monkeypatch, short_schedule):
-    from smplify.fitter import Fitter
+    from smplify.fitting import Fitter
 
     photos = _photos(tmp_path / "photos", 2)
     _fake_detector(monkeypatch)

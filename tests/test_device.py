@@ -6,11 +6,11 @@ import torch
 from smplify.body import BodyModel
 from smplify.body.tiny import make_tiny_model
 from smplify.config import FitConfig
-from smplify.fitter import Fitter
+from smplify.api import build_fitter
 
 
 def _cases(n=4):
-    from smplify.benchmark.synthetic import make_cases
+    from smplify.evaluation.synthetic import make_cases
     from smplify.keypoints.layouts import MEDIAPIPE33
     from smplify.keypoints.mapping import layout_targets
 
@@ -22,15 +22,15 @@ def _cases(n=4):
 def test_a_device_that_is_not_there_is_a_clear_error():
     body, _ = _cases(1)
     with pytest.raises(ValueError, match="not a torch device"):
-        Fitter(body, FitConfig(prior="none", device="banana"))
+        build_fitter(body, FitConfig(prior="none", device="banana"))
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="sees no CUDA device"):
-            Fitter(body, FitConfig(prior="none", device="cuda"))
+            build_fitter(body, FitConfig(prior="none", device="cuda"))
 
 
 def test_the_callers_body_and_prior_stay_where_they_are():
     body, cases = _cases(2)
-    f = Fitter(body, FitConfig(prior="gmm", device="cpu"))
+    f = build_fitter(body, FitConfig(prior="gmm", device="cpu"))
     assert f.body is body  # already on the device: no copy
     res = f.fit([c.fit_input for c in cases])
     assert all(np.isfinite(r.body_pose).all() and not r.failed for r in res)
@@ -43,7 +43,7 @@ def test_cuda_fits_agree_with_cpu_fits(optimizer, prior, init):
     from smplify import api
 
     body = api.load_body()  # the open model (the regressor was trained on its points)
-    from smplify.benchmark.synthetic import make_cases
+    from smplify.evaluation.synthetic import make_cases
     from smplify.keypoints.layouts import MEDIAPIPE33
     from smplify.keypoints.mapping import layout_targets
 

@@ -110,8 +110,9 @@ def test_fit_refuses_to_overwrite_its_input(tmp_path, capsys):
 
 def test_demo_fits_with_every_fit_option_at_its_default(tmp_path):
     """`make demo` builds fit's arguments through fit's own parser: none can be missing."""
-    from smplify.demo import EXAMPLE, fit_arguments
-    from smplify.fit_cli import config_from_args
+    from smplify.cli.demo import fit_arguments
+    from smplify.cli.fit import config_from_args
+    from smplify.paths import EXAMPLE_PHOTO as EXAMPLE
 
     args = fit_arguments(EXAMPLE, tmp_path, "gmm")
     cfg = config_from_args(args)

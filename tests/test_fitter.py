@@ -10,7 +10,10 @@ from smplify.body import BodyModel
 from smplify.body.tiny import make_tiny_model
 from smplify.camera import Camera, project
 from smplify.config import FitConfig, Stage
-from smplify.fitter import FitInput, Fitter
+from smplify.api import build_fitter
+from smplify.fitting import FitInput, Fitter
+from smplify.fitting.batch import make_batch
+from smplify.fitting.stages import settled
 from smplify.metrics import pa_mpjpe, procrustes_align
 
 
@@ -109,13 +112,14 @@ def test_a_batch_of_different_keypoint_layouts_is_padded_and_equals_one_layout(b
     _, uv = _scene(body, 2, seed=9)
     items = _inputs(uv, drop=0.2, seed=1)
     fitter = Fitter(body, FitConfig(prior="none", init="mean", stages=LIGHT), prior=ZeroPrior())
-    stacked = fitter._batch(items)
+    stacked = make_batch(items, fitter.config.min_confidence, fitter.device)
     short = FitInput(index=items[1].index[:20], xy=items[1].xy[:20], confidence=items[1].confidence[:20],
                      weight=items[1].weight[:20], camera=items[1].camera)
-    padded = fitter._batch([items[0], short])
+    padded = make_batch([items[0], short], fitter.config.min_confidence, fitter.device)
     for k in ("index", "xy", "w"):
-        assert torch.equal(padded[k][0], stacked[k][0]) and torch.equal(padded[k][1, :20], stacked[k][1, :20])
-    assert (padded["w"][1, 20:] == 0).all() and (stacked["w"] == 0).any()  # padding and dropped points weigh 0
+        a, b = getattr(padded, k), getattr(stacked, k)
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1, :20], b[1, :20])
+    assert (padded.w[1, 20:] == 0).all() and (stacked.w == 0).any()  # padding and dropped points weigh 0
     assert all(r.mean_error_px < 3.0 for r in fitter.fit([items[0], short]))
 
 
@@ -134,6 +138,10 @@ def test_flip_test_picks_the_facing_direction(body):
 def test_a_facing_the_camera_stage_rules_out_stops_there(body, monkeypatch):
     """flip_decided_ratio: after the camera stage, a facing whose loss is > ratio x the other's drops out, so
     the first pose stage fits both facings only for undecided rows; the choices stay right."""
+    import smplify.fitting.fitter as fitter_mod
+    import smplify.fitting.flip as flip_mod
+    from smplify.fitting.stages import run_stages
+
     _, uv = _scene(body, 2, seed=5)
     g = torch.tensor([[0.0, 0.0, math.pi]])
     turned = project(body.joints_and_landmarks(g, torch.zeros(1, 69), torch.zeros(1, 10), torch.tensor([[0.0, 0.0, 3.0]])).points,
@@ -143,14 +151,14 @@ def test_a_facing_the_camera_stage_rules_out_stops_there(body, monkeypatch):
     for ratio in (None, 1.0):
         cfg = FitConfig(prior="none", init="mean", stages=LIGHT, flip_decided_ratio=ratio)
         fitter = Fitter(body, cfg, prior=ZeroPrior())
-        run = fitter._run_stages
         seen = []
 
-        def spy(x, batch, optimizer, stages, memory=None):
+        def spy(objective, x, batch, optimizer, stages, analytic, memory=None):
             seen.append((stages[0].name, len(x)))
-            return run(x, batch, optimizer, stages, memory)
+            return run_stages(objective, x, batch, optimizer, stages, analytic, memory)
 
-        monkeypatch.setattr(fitter, "_run_stages", spy)
+        monkeypatch.setattr(flip_mod, "run_stages", spy)
+        monkeypatch.setattr(fitter_mod, "run_stages", spy)
         res = fitter.fit(inputs)
         rows[ratio] = dict(seen[:2])  # the flip test's calls: camera (both facings), then p1
         import roma
@@ -168,15 +176,15 @@ def test_a_facing_the_camera_stage_rules_out_stops_there(body, monkeypatch):
     short = (dataclasses.replace(LIGHT[0], iterations=2),) + LIGHT[1:]  # too short to turn a facing around
     cfg = FitConfig(prior="none", init="mean", stages=short, flip_decided_ratio=1.0, lbfgs_carry_memory=True)
     fitter = Fitter(body, cfg, prior=ZeroPrior())
-    run = fitter._run_stages
     carried = []
 
-    def spy(x, batch, optimizer, stages, memory=None):
-        out = run(x, batch, optimizer, stages, memory)
-        carried.append((stages[0].name, len(x), memory, out[-1]))
+    def spy(objective, x, batch, optimizer, stages, analytic, memory=None):
+        out = run_stages(objective, x, batch, optimizer, stages, analytic, memory)
+        carried.append((stages[0].name, len(x), memory, out.memory))
         return out
 
-    monkeypatch.setattr(fitter, "_run_stages", spy)
+    monkeypatch.setattr(flip_mod, "run_stages", spy)
+    monkeypatch.setattr(fitter_mod, "run_stages", spy)
     res = fitter.fit([inputs[2], inputs[0], inputs[1]])  # the turned-away person first
     (_, _, _, after_p1), (name, rows, given, _) = carried[1], carried[2]
     assert name == "p2" and rows == 3 and given["S"].shape[0] == 3
@@ -198,9 +206,9 @@ def test_regressor_start_works_on_a_model_with_other_points(body):
     """The shipped regressor was trained on the open model's 45 points; the tiny model has 41.
     Points are matched by name (the rest are not shown to the regressor) instead of failing."""
     truth, uv = _scene(body, 2, seed=9)
-    fitter = Fitter(body, FitConfig(prior="none", init="regressor"), prior=ZeroPrior())
+    fitter = build_fitter(body, FitConfig(prior="none", init="regressor"), prior=ZeroPrior())
     assert fitter.regressor.num_points != len(body.point_names)
-    m = fitter.regressor_points
+    m = fitter.starts.regressor_points
     assert m.shape == (len(body.point_names),) and (m[:24] == torch.arange(24)).all()
     res = fitter.fit(_inputs(uv))
     assert all(np.isfinite(r.body_pose).all() and not r.failed for r in res)
@@ -215,30 +223,29 @@ def test_loss_curve_and_converged_flag(body):
         last = r.loss_curve[-LIGHT[-1].iterations:]
         assert last[-1] <= last[0] + 1e-6  # within a stage the loss never rises
         assert len(r.stage_iterations) == len(LIGHT) and sum(r.stage_iterations) == len(r.loss_curve)
-    f = Fitter(body, FitConfig(prior="none", init="mean", stages=LIGHT), prior=ZeroPrior())
+    c = FitConfig()
     flat, falling = torch.tensor([5.0] * 10 + [2.0] * 20), torch.linspace(5.0, 1.0, 30)
-    assert f._settled([flat, falling, torch.tensor([1.0])], [20, 20, 1]).tolist() == [True, False, False]
-    assert f._settled([flat, flat], [20, 4]).tolist() == [True, False]  # a last stage shorter than the window: no
+    st = lambda curves, n: settled(curves, n, c.settle_window, c.settle_tol, "cpu")
+    assert st([flat, falling, torch.tensor([1.0])], [20, 20, 1]).tolist() == [True, False, False]
+    assert st([flat, flat], [20, 4]).tolist() == [True, False]  # a last stage shorter than the window: no
 
 
 def test_shared_start_pose_is_the_same_for_every_prior(body):
-    from priors import get_pose_prior
-
     starts = []
     for name in ("none", "gmm", "vae"):
-        f = Fitter(body, FitConfig(prior=name, start_pose="shared"))
-        mp = f._mean_pose()[None]
+        f = build_fitter(body, FitConfig(prior=name, start_pose="shared"))
+        mp = f.starts.mean_pose()[None]
         starts.append((f.prior.decode(mp) if f.latent else mp)[0].detach())
     assert torch.allclose(starts[0], starts[1])
     d = (starts[0] - starts[2]).abs()  # the VAE's encode/decode round trip of that pose
     assert float(d.mean()) < 0.05 and float(d.max()) < 0.3, d
     with pytest.raises(ValueError, match="start_pose"):
-        Fitter(body, FitConfig(prior="none", start_pose="bogus"), prior=ZeroPrior())._mean_pose()
+        build_fitter(body, FitConfig(prior="none", start_pose="bogus"), prior=ZeroPrior())
 
 
 def test_a_diverged_sample_is_restarted_with_the_other_optimiser(body, monkeypatch):
     """Row 0's L-BFGS run is made to fail: it is restarted with Adam and still fits; row 1 is untouched."""
-    import smplify.fitter as fitter_mod
+    import smplify.fitting.stages as stages_mod
     from smplify.optim import lbfgs as real_lbfgs
 
     def failing_lbfgs(closure, x0, **kw):
@@ -248,7 +255,7 @@ def test_a_diverged_sample_is_restarted_with_the_other_optimiser(body, monkeypat
         return r
 
     truth, uv = _scene(body, 2, seed=13)
-    monkeypatch.setattr(fitter_mod, "lbfgs", failing_lbfgs)
+    monkeypatch.setattr(stages_mod, "lbfgs", failing_lbfgs)
     res = Fitter(body, FitConfig(prior="none", init="mean", stages=LIGHT, flip_test=False), prior=ZeroPrior()).fit(_inputs(uv))
     assert res[0].restarted and "restarted after divergence" in res[0].warnings and not res[0].failed
     assert not res[1].restarted
@@ -260,7 +267,7 @@ def test_a_diverged_sample_is_restarted_with_the_other_optimiser(body, monkeypat
 def test_unseen_joints_start_at_the_prior_mean(body):
     """Legs outside the photo: hips, knees, ankles and feet have no keypoint that their rotation moves, so a
     regressor start leaves them at the prior's mean pose (not the regressor's guess); arms and spine stay."""
-    fitter = Fitter(body, FitConfig(prior="none", init="regressor"), prior=ZeroPrior())
+    fitter = build_fitter(body, FitConfig(prior="none", init="regressor"), prior=ZeroPrior())
     n = len(body.point_names)
     index = torch.arange(n)[None]
     legs = [4, 5, 7, 8, 10, 11]  # knees, ankles, feet
@@ -268,33 +275,34 @@ def test_unseen_joints_start_at_the_prior_mean(body):
              and any(k in body.point_names[i] for k in ("heel", "toe", "foot", "ankle", "knee"))]
     w = torch.ones(1, n)
     w[0, legs + below] = 0
-    unseen = set((fitter._unseen_joints(index, w)[0].nonzero()[:, 0] + 1).tolist())  # SMPL joint numbers
+    unseen = set((fitter.starts.unseen_joints(index, w)[0].nonzero()[:, 0] + 1).tolist())  # SMPL joint numbers
     assert {1, 2, 4, 5, 7, 8, 10, 11} <= unseen
     assert not unseen & {3, 6, 9, 13, 14, 16, 17, 18, 19}  # spine, collars, shoulders, elbows: seen
-    assert not fitter._unseen_joints(index, torch.ones(1, n))[0, :20].any()
+    assert not fitter.starts.unseen_joints(index, torch.ones(1, n))[0, :20].any()
     truth, uv = _scene(body, 1, seed=3)
     inp = _inputs(uv)[0]
     inp.confidence[legs + below] = 0
-    batch = fitter._batch([inp])
-    x = fitter._regressor_initial(batch)
-    pose = x[0, fitter.slices["pose"]].view(21, 3)
-    mean = fitter._mean_pose63().view(21, 3)
+    batch = make_batch([inp], fitter.config.min_confidence, fitter.device)
+    x = fitter.starts.from_regressor(batch, True)
+    pose = x[0, fitter.layout["pose"]].view(21, 3)
+    mean = fitter.starts.mean_pose63().view(21, 3)
     assert torch.equal(pose[[0, 1, 3, 4, 6, 7, 9, 10]], mean[[0, 1, 3, 4, 6, 7, 9, 10]])
-    off = Fitter(body, FitConfig(prior="none", init="regressor", unseen_joints_from_prior=False), prior=ZeroPrior())
-    assert not torch.equal(off._regressor_initial(batch)[0, fitter.slices["pose"]].view(21, 3)[[3, 4]], mean[[3, 4]])
+    assert not torch.equal(fitter.starts.from_regressor(batch, False)[0, fitter.layout["pose"]].view(21, 3)[[3, 4]], mean[[3, 4]])
 
 
 def test_flip_test_turns_the_regressor_start_about_the_vertical():
     body = BodyModel(make_tiny_model(with_posedirs=False))
-    fitter = Fitter(body, FitConfig(prior="none"), prior=ZeroPrior())
-    x = torch.randn(2, fitter.dim) * 0.3
-    t = fitter._turned(x)
+    from smplify.fitting.starts import turned
+
+    fitter = build_fitter(body, FitConfig(prior="none"), prior=ZeroPrior())
+    x = torch.randn(2, fitter.layout.dim) * 0.3
+    t = turned(x, fitter.layout["global_orient"])
     import roma
 
-    go = fitter.slices["global_orient"]
+    go = fitter.layout["global_orient"]
     Ry = roma.rotvec_to_rotmat(torch.tensor([0.0, math.pi, 0.0]))
     assert torch.allclose(roma.rotvec_to_rotmat(t[:, go]), Ry @ roma.rotvec_to_rotmat(x[:, go]), atol=1e-5)
-    rest = torch.ones(fitter.dim, dtype=torch.bool)
+    rest = torch.ones(fitter.layout.dim, dtype=torch.bool)
     rest[go] = False
     assert torch.equal(t[:, rest], x[:, rest])
 
@@ -305,9 +313,34 @@ def test_the_schedule_follows_the_start():
     from smplify.config import default_stages, regressor_stages
 
     cfg = FitConfig()
-    assert cfg.init == "regressor" and cfg.stages == regressor_stages() and cfg.flip_test and cfg.carry_memory
+    assert cfg.init == "regressor" and cfg.schedule() == regressor_stages() and cfg.flip_test and cfg.carry_memory
     mean = replace(cfg, init="mean")
-    assert mean.stages == default_stages() and not mean.carry_memory
-    assert replace(mean, init="regressor").stages == regressor_stages()
+    assert mean.schedule() == default_stages() and not mean.carry_memory
+    assert replace(mean, init="regressor").schedule() == regressor_stages()
     own = replace(cfg, stages=LIGHT, lbfgs_carry_memory=False)
-    assert replace(own, init="mean").stages == LIGHT and not own.carry_memory
+    assert replace(own, init="mean").schedule() == LIGHT and not own.carry_memory
+    # a schedule given explicitly is kept whatever the start (no silent swap)
+    assert FitConfig(init="regressor", stages=default_stages()).schedule() == default_stages()
+    assert cfg.stages is None and cfg.to_dict()["stages"] == tuple(dataclasses.asdict(s) for s in regressor_stages())
+
+
+@pytest.mark.parametrize("init,analytic", [("mean", True), ("mean", False), ("regressor", True)])
+def test_lbfgs_loss_never_rises_within_a_stage(body, init, analytic):
+    """L-BFGS with a strong-Wolfe line search accepts only steps that lower the objective: within each stage
+    a row's loss curve never rises (between stages the weights change, so it may). With the GMM prior, on the
+    analytic path and on autograd's, from either start, flip test on."""
+    from smplify.config import default_stages
+
+    _, uv = _scene(body, 3, seed=17)
+    stages = tuple(dataclasses.replace(s, iterations=15) for s in default_stages())
+    cfg = FitConfig(prior="gmm", init=init, stages=stages, analytic_gradients=analytic)
+    res = build_fitter(body, cfg).fit(_inputs(uv, noise=2.0, drop=0.1))
+    for r in res:
+        assert r.optimizer == "lbfgs" and not r.restarted and sum(r.stage_iterations) == len(r.loss_curve)
+        at = 0
+        for n in r.stage_iterations:
+            seg = np.asarray(r.loss_curve[at:at + n])
+            at += n
+            assert np.isfinite(seg).all()
+            rises = np.diff(seg) > 1e-6 * np.maximum(1.0, np.abs(seg[:-1]))
+            assert not rises.any(), (init, analytic, seg)

@@ -40,7 +40,7 @@ def test_import_smplify_is_cheap_and_exports_fit():
 ])
 def test_in_memory_keypoints_are_validated_before_the_optimiser(monkeypatch, mutate, match):
     import smplify
-    from smplify.fitter import Fitter
+    from smplify.fitting import Fitter
 
     def never(*a, **kw):
         raise AssertionError("the optimiser ran on invalid keypoints")

@@ -155,7 +155,7 @@ def test_detection_errors_are_one_line_and_name_the_file(tmp_path):
 
 @pytest.mark.e2e
 def test_detect_command_goes_on_after_failures(tmp_path, capsys):
-    from smplify.keypoints.cli import main
+    from smplify.cli import main
 
     txt = _bad_images(tmp_path)[0]
     out = tmp_path / "out"
@@ -192,12 +192,12 @@ def test_detect_command_all_good_and_bad_arguments(tmp_path, capsys):
 # ------------------------------------------------------------------ readers
 
 def test_our_json_round_trip(tmp_path):
-    from smplify.keypoints.detect import write_json
+    from smplify.keypoints.detect import write_keypoints_json
 
     rng = np.random.default_rng(1)
     k = Keypoints2D("mediapipe33", MEDIAPIPE33, rng.uniform(5, 300, (33, 2)).astype(np.float32),
                     rng.uniform(0, 1, 33).astype(np.float32), (320, 240), "photo.jpg", (1, 2, 300, 230), "test")
-    p = write_json([k, k], tmp_path / "photo.json")
+    p = write_keypoints_json([k, k], tmp_path / "photo.json")
     back = read_keypoints(p)
     assert len(back) == 2 and back[0].image_size == (320, 240) and back[0].bbox == (1, 2, 300, 230)
     assert np.allclose(back[0].xy, k.xy, atol=0.01) and np.allclose(back[0].confidence, k.confidence, atol=1e-4)

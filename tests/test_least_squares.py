@@ -1,15 +1,16 @@
 """Levenberg-Marquardt path: analytic point Jacobians, residual form of the objective, the optimiser."""
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
 
 from smplify.body import BodyModel
-from smplify.body.jacobian import PointJacobian, rotation_and_right_jacobian
+from smplify.body.jacobian import PointJacobian
+from smplify.rotations import rotvec_to_rotmat, rotvec_to_rotmat_and_right_jacobian
 from smplify.body.tiny import make_tiny_model
 from smplify.config import FitConfig
-from smplify.fitter import FACING_CAMERA, Fitter
+from smplify.api import build_fitter
+from smplify.fitting.batch import make_batch
+from smplify.fitting.starts import FACING_CAMERA
 from smplify.optim import levenberg_marquardt, normal_equations
 
 
@@ -79,7 +80,7 @@ def test_forward_kinematics_by_levels_equals_pointer_doubling(monkeypatch):
     w = [torch.randn(80, 24, *s, generator=g) for s in ((3,), (3, 3), (3,))]
 
     def run():  # outputs and the gradient of a random linear function of them (autograd through the loop)
-        out = kinematics.forward_kinematics(kinematics.fast_rodrigues(rv), rest, body.tree)
+        out = kinematics.forward_kinematics(rotvec_to_rotmat(rv), rest, body.tree)
         (grad,) = torch.autograd.grad(sum((o * wi).sum() for o, wi in zip(out, w)), rv)
         return out + (grad,)
 
@@ -92,20 +93,19 @@ def test_forward_kinematics_by_levels_equals_pointer_doubling(monkeypatch):
 
 def test_right_jacobian_first_order():
     g = torch.Generator().manual_seed(1)
-    from smplify.body.kinematics import fast_rodrigues
 
     for th in (torch.randn(3, generator=g), torch.tensor([1e-5, -2e-5, 0.0])):
         th = th.double()
         d = torch.randn(3, generator=g).double() * 1e-6
-        lhs = fast_rodrigues(th + d)
-        R, Jr = rotation_and_right_jacobian(th)
-        rhs = fast_rodrigues(th) @ fast_rodrigues(Jr @ d)
+        lhs = rotvec_to_rotmat(th + d)
+        R, Jr = rotvec_to_rotmat_and_right_jacobian(th)
+        rhs = rotvec_to_rotmat(th) @ rotvec_to_rotmat(Jr @ d)
         assert (lhs - rhs).abs().max() < 1e-10
-        assert torch.allclose(R, fast_rodrigues(th), atol=1e-12)
+        assert torch.allclose(R, rotvec_to_rotmat(th), atol=1e-12)
 
 
 def _fit_setup(prior):
-    from smplify.benchmark.synthetic import make_cases
+    from smplify.evaluation.synthetic import make_cases
     from smplify.keypoints.layouts import MEDIAPIPE33
     from smplify.keypoints.mapping import layout_targets
 
@@ -122,37 +122,37 @@ GROUPS = [("transl", "global_orient"), ("global_orient", "focal"), ("transl", "g
 @pytest.mark.parametrize("prior", ["none", "gmm", "bend"])
 def test_normal_equations_equal_the_objective_its_gradient_and_gauss_newton(prior):
     body, cases = _fit_setup(prior)
-    f = Fitter(body, FitConfig(prior=prior, optimizer="lm", optimize_focal=True))
+    f = build_fitter(body, FitConfig(prior=prior, optimizer="lm", optimize_focal=True))
     inputs = [c.fit_input for c in cases]
-    batch = f._batch(inputs)
-    x = f._initial(inputs, batch, FACING_CAMERA)
-    batch["transl0"] = x[:, :3].clone()
+    batch = make_batch(inputs, f.config.min_confidence, f.device)
+    x = f.start(inputs, batch, FACING_CAMERA)
+    batch.transl0 = x[:, :3].clone()
     x = x + torch.randn(x.shape, generator=torch.Generator().manual_seed(3)) * 0.05
-    for stage in f.config.stages:
+    for stage in f.config.schedule():
         xx = x.clone().requires_grad_(True)
-        terms, _ = f._terms(xx, batch, stage.torso_only)
-        tot = f._total(terms, stage)
+        terms, _ = f.objective.terms(xx, batch, stage.torso_only)
+        tot = f.objective.total(terms, stage)
         (grad,) = torch.autograd.grad(tot.sum(), xx)
         for groups in GROUPS:
-            cols = torch.cat([torch.arange(f.dim)[f.slices[g]] for g in groups])
-            fr, g, H = f._normal(x, batch, stage, list(groups))
+            cols = torch.cat([torch.arange(f.layout.dim)[f.layout[g]] for g in groups])
+            fr, g, H = f.objective.normal(x, batch, stage, list(groups))
             assert g.shape == (3, len(cols)) and H.shape == (3, len(cols), len(cols))
             assert torch.allclose(fr, tot.detach(), rtol=1e-4, atol=1e-2)
             want = grad[:, cols]
             assert torch.allclose(2 * g, want, rtol=1e-3, atol=1e-3 * want.abs().max())
-            f1, g1, H1 = f._normal(x, batch, stage, list(groups), hessian=False)  # gradient only (a VJP)
+            f1, g1, H1 = f.objective.normal(x, batch, stage, list(groups), hessian=False)  # gradient only (a VJP)
             assert H1 is None and torch.allclose(f1, fr, rtol=1e-5) and torch.allclose(g1, g, rtol=1e-4, atol=1e-4 * g.abs().max())
             assert torch.allclose(H, H.transpose(1, 2), atol=1e-3 * H.abs().max())  # a Gauss-Newton matrix:
             assert (torch.linalg.eigvalsh(H.double()) > -1e-3 * H.abs().max()).all()  # symmetric, PSD
             if set(groups) <= {"transl", "global_orient", "focal"}:  # the rigid path: same equations
-                rigid = f._rigid_body(x, batch)
-                for a, b in zip(f._normal(x, batch, stage, list(groups), rigid=rigid), (fr, g, H)):
+                rigid = f.objective.rigid_body(x, batch)
+                for a, b in zip(f.objective.normal(x, batch, stage, list(groups), rigid=rigid), (fr, g, H)):
                     assert torch.allclose(a, b, rtol=1e-4, atol=1e-4 * b.abs().max())
                 rows = torch.tensor([2, 0])
-                sub = f._normal(x[rows], batch, stage, list(groups), rows, tuple(t[rows] for t in rigid))
+                sub = f.objective.normal(x[rows], batch, stage, list(groups), rows, tuple(t[rows] for t in rigid))
                 assert torch.allclose(sub[1], g[rows], rtol=1e-4, atol=1e-4 * g.abs().max())
         with pytest.raises(ValueError, match="rigid"):
-            f._normal(x, batch, stage, ["pose"], rigid=f._rigid_body(x, batch))
+            f.objective.normal(x, batch, stage, ["pose"], rigid=f.objective.rigid_body(x, batch))
 
 
 @pytest.mark.parametrize("d_log_focal", [False, True])
@@ -241,14 +241,14 @@ def test_levenberg_marquardt_solves_rows_independently_and_survives_a_nan_row():
 
 def test_auto_optimizer_choice_and_lm_round_trip():
     body, cases = _fit_setup("none")
-    assert Fitter(body, FitConfig(prior="gmm")).optimizer == "lbfgs"  # the default
-    assert Fitter(body, FitConfig(prior="gmm", optimizer="auto")).optimizer == "lm"
-    assert Fitter(body, FitConfig(prior="vae", optimizer="auto")).optimizer == "lbfgs"  # decoder: no residual form
-    assert Fitter(body, FitConfig(prior="none", optimizer="auto")).optimizer == "lbfgs"  # no prior: L-BFGS
-    assert Fitter(body, FitConfig(prior="none", optimizer="lm")).optimizer == "lm"  # but it may be asked for
+    assert build_fitter(body, FitConfig(prior="gmm")).optimizer == "lbfgs"  # the default
+    assert build_fitter(body, FitConfig(prior="gmm", optimizer="auto")).optimizer == "lm"
+    assert build_fitter(body, FitConfig(prior="vae", optimizer="auto")).optimizer == "lbfgs"  # decoder: no residual form
+    assert build_fitter(body, FitConfig(prior="none", optimizer="auto")).optimizer == "lbfgs"  # no prior: L-BFGS
+    assert build_fitter(body, FitConfig(prior="none", optimizer="lm")).optimizer == "lm"  # but it may be asked for
     with pytest.raises(ValueError, match="least-squares"):
-        Fitter(body, FitConfig(prior="vae", optimizer="lm"))
-    res = Fitter(body, FitConfig(prior="gmm", optimizer="lm")).fit([c.fit_input for c in cases])
+        build_fitter(body, FitConfig(prior="vae", optimizer="lm"))
+    res = build_fitter(body, FitConfig(prior="gmm", optimizer="lm")).fit([c.fit_input for c in cases])
     for r, c in zip(res, cases):
         assert r.optimizer == "lm" and not r.failed and np.isfinite(r.body_pose).all()
         assert r.mean_error_px < 10.0
@@ -274,11 +274,11 @@ def test_lbfgs_takes_analytic_gradients_where_the_objective_is_least_squares():
     from smplify.optim import lbfgs
 
     body, cases = _fit_setup("none")
-    assert Fitter(body, FitConfig(prior="gmm")).analytic_gradients
-    assert not Fitter(body, FitConfig(prior="gmm", analytic_gradients=False)).analytic_gradients
-    assert not Fitter(body, FitConfig(prior="vae")).analytic_gradients  # decoder: autograd
+    assert build_fitter(body, FitConfig(prior="gmm")).analytic_gradients
+    assert not build_fitter(body, FitConfig(prior="gmm", analytic_gradients=False)).analytic_gradients
+    assert not build_fitter(body, FitConfig(prior="vae")).analytic_gradients  # decoder: autograd
     corrective = BodyModel(make_tiny_model(with_posedirs=True))  # pose correctives: the Jacobian is not exact
-    assert not Fitter(corrective, FitConfig(prior="gmm")).analytic_gradients
+    assert not build_fitter(corrective, FitConfig(prior="gmm")).analytic_gradients
     # L-BFGS with a gradient function follows autograd's path (Rosenbrock)
     x0 = torch.tensor([[-1.2, 1.0], [2.0, -1.0]])
     rosen = lambda x, rows=None: _rosenbrock(x)[0]
@@ -290,8 +290,8 @@ def test_lbfgs_takes_analytic_gradients_where_the_objective_is_least_squares():
              Stage("pose", ("transl", "global_orient", "pose", "betas"), 5, pose_prior=3.0, shape=20.0, bend=5.0))
     inputs = [c.fit_input for c in cases]
     for init in ("mean", "regressor"):
-        ra = Fitter(body, FitConfig(prior="gmm", stages=short, flip_test=False, init=init)).fit(inputs)
-        rb = Fitter(body, FitConfig(prior="gmm", stages=short, flip_test=False, analytic_gradients=False,
+        ra = build_fitter(body, FitConfig(prior="gmm", stages=short, flip_test=False, init=init)).fit(inputs)
+        rb = build_fitter(body, FitConfig(prior="gmm", stages=short, flip_test=False, analytic_gradients=False,
                                     init=init)).fit(inputs)
         for p, q in zip(ra, rb):
             assert p.optimizer == q.optimizer == "lbfgs" and not p.failed

@@ -19,7 +19,7 @@ def _coco_file(path: Path, n: int = 10, bad: int = 2) -> Path:
     from smplify import api
     from smplify.keypoints.layouts import COCO17
     from smplify.keypoints.mapping import layout_targets
-    from smplify.synth import sample_scenes
+    from smplify.evaluation.scenes import sample_scenes
     from priors.posedata import open_poses
 
     body = api.load_body()

@@ -27,7 +27,7 @@ def _people(n: int, seed: int = 3) -> list:
     from smplify.body.tiny import make_tiny_model
     from smplify.keypoints.layouts import COCO17
     from smplify.keypoints.mapping import layout_targets
-    from smplify.synth import sample_scenes
+    from smplify.evaluation.scenes import sample_scenes
     from priors.posedata import open_poses
 
     body = BodyModel(make_tiny_model())
@@ -144,7 +144,7 @@ def _fake_shard(d: Path, ids, payload: bytes = b"x" * 4096) -> None:
 
 
 def test_killed_merge_leaves_no_truncated_file(tmp_path, monkeypatch):
-    from smplify import pseudogt
+    from smplify.pseudogt import merging as pseudogt
 
     monkeypatch.setattr(pseudogt, "consolidate", lambda out, th=None: {})
     _fake_shard(tmp_path / "s0", ["a", "b", "c"])

@@ -1,7 +1,8 @@
-"""The `smplify` command: a thin shell over the Python API.
+"""The `smplify` command: a thin shell over the Python API, and the only place argparse lives.
 
-Each subcommand lives beside the code it drives and registers itself through
-``add_parser(subparsers)``; heavy imports happen only when a subcommand runs.
+Each subcommand is a module of this package that registers itself through
+``add_parser(subparsers)``; heavy imports happen only when a subcommand runs. No module
+outside this package imports from it (tests/test_layout.py checks the import graph).
 """
 from __future__ import annotations
 
@@ -9,16 +10,18 @@ import argparse
 import importlib
 import sys
 
+from ..errors import one_line  # noqa: F401  (the subcommands' one-line errors)
+
 #: module providing ``add_parser`` for each subcommand, in help order
 SUBCOMMANDS = (
-    "smplify.demo",
-    "smplify.fit_cli",
-    "smplify.keypoints.cli",
-    "smplify.doctor",
-    "smplify.benchmark.cli",
-    "priors.train",
-    "smplify.regressor.cli",
-    "smplify.pseudogt",
+    "smplify.cli.demo",
+    "smplify.cli.fit",
+    "smplify.cli.detect",
+    "smplify.cli.doctor",
+    "smplify.cli.evaluate",
+    "smplify.cli.train_prior",
+    "smplify.cli.train_regressor",
+    "smplify.cli.pseudogt",
 )
 
 
@@ -26,23 +29,14 @@ class CliError(Exception):
     """An error the user caused; printed as one line, exit status 2."""
 
 
-def one_line(exc: BaseException) -> str:
-    """An exception as one line for the user: its message's first line, else its class name."""
-    msg = str(exc).strip()
-    return msg.splitlines()[0] if msg else exc.__class__.__name__
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .. import __version__
 
     parser = argparse.ArgumentParser(prog="smplify", description="Fit an SMPL-family body model to a photo.")
     parser.add_argument("--version", action="version", version=f"smplify {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for mod in SUBCOMMANDS:
-        try:
-            importlib.import_module(mod).add_parser(sub)
-        except ImportError:  # a part that is not installed yet: its command is simply absent
-            continue
+    for mod in SUBCOMMANDS:  # a subcommand that fails to import fails loudly, it does not vanish
+        importlib.import_module(mod).add_parser(sub)
     return parser
 
 
@@ -60,11 +54,3 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    # run the imported module's main, not this __main__ copy: subcommands raise smplify.cli.CliError,
-    # which is a different class from __main__.CliError
-    from smplify.cli import main as _main
-
-    sys.exit(_main())

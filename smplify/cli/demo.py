@@ -4,13 +4,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "images" / "pose2sim_balance.jpg"
+from ..paths import EXAMPLE_PHOTO
 
 
 def fit_arguments(image, out, prior: str) -> argparse.Namespace:
     """What `smplify fit IMAGE --out OUT --prior PRIOR` would parse: every other option at its default
     (parsed by fit's own parser, so that a new fit option cannot be missing here)."""
-    from .fit_cli import add_parser
+    from .fit import add_parser
 
     parser = argparse.ArgumentParser(prog="smplify")
     add_parser(parser.add_subparsers(dest="command"))
@@ -18,8 +18,8 @@ def fit_arguments(image, out, prior: str) -> argparse.Namespace:
 
 
 def run(args) -> int:
-    from . import doctor
-    from .fit_cli import run as run_fit
+    from .. import doctor
+    from .fit import run as run_fit
 
     report = doctor.collect()
     bm = report["body_model"]
@@ -43,6 +43,6 @@ def run(args) -> int:
 def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="fit the bundled example photo and write its outputs")
     p.add_argument("--out", default="demo_output")
-    p.add_argument("--image", default=str(EXAMPLE))
+    p.add_argument("--image", default=str(EXAMPLE_PHOTO))
     p.add_argument("--prior", default="gmm", choices=["none", "gmm", "vae"])
     p.set_defaults(func=run)

@@ -4,8 +4,6 @@ For each photo writes ``DIR/<stem>.json`` (our detection JSON, read back by
 :func:`smplify.keypoints.readers.read_keypoints`) and, with ``--draw``, ``DIR/<stem>_keypoints.png``.
 A photo that fails prints ``error: <file>: <reason>`` to stderr and the others go on; the last
 line sums up; exit status 1 if any failed, 2 for bad arguments.
-
-Standalone: ``python -m smplify.keypoints.cli detect IMAGE... --out DIR``.
 """
 from __future__ import annotations
 
@@ -14,7 +12,7 @@ import sys
 from pathlib import Path
 
 
-def _bbox(text: str):
+def parse_bbox(text: str):
     try:
         vals = tuple(float(v) for v in text.replace(" ", "").split(","))
     except ValueError:
@@ -41,14 +39,14 @@ def add_parser(sub) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="photos (jpg, png, ...)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
     p.add_argument("--draw", action="store_true", help="also write <stem>_keypoints.png: skeleton over the photo")
-    p.add_argument("--bbox", type=_bbox, metavar="x0,y0,x1,y1",
+    p.add_argument("--bbox", type=parse_bbox, metavar="x0,y0,x1,y1",
                    help="detect the person in this box (pixels) instead of the most prominent one")
     p.add_argument("--min-visibility", type=_unit, default=0.0, metavar="V",
                    help="keypoints with visibility below V get confidence 0 (default 0: keep MediaPipe's values)")
     p.set_defaults(func=run_detect)
 
 
-def _unique_stem(stem: str, used: set) -> str:
+def unique_stem(stem: str, used: set) -> str:
     out, k = stem, 2
     while out in used:
         out, k = f"{stem}_{k}", k + 1
@@ -57,9 +55,9 @@ def _unique_stem(stem: str, used: set) -> str:
 
 
 def run_detect(args) -> int:
-    from . import KeypointError
-    from .detect import detect_image, load_image, write_json
-    from .draw import save_drawing
+    from ..keypoints import KeypointError
+    from ..keypoints.detect import detect_image, load_image, write_keypoints_json
+    from ..keypoints.draw import save_drawing
 
     out = Path(args.out)
     try:
@@ -71,8 +69,8 @@ def run_detect(args) -> int:
     for img in args.images:
         try:
             kps = detect_image(img, bbox=args.bbox, min_visibility=getattr(args, "min_visibility", 0.0))
-            stem = _unique_stem(Path(img).stem, used)
-            js = write_json(kps, out / f"{stem}.json")
+            stem = unique_stem(Path(img).stem, used)
+            js = write_keypoints_json(kps, out / f"{stem}.json")
             if args.draw:
                 save_drawing(load_image(img), kps, out / f"{stem}_keypoints.png")
         except KeypointError as exc:  # DetectionError included: one line, names the file
@@ -95,17 +93,3 @@ def run_detect(args) -> int:
     print(summary)
     return 1 if failed else 0
 
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m smplify.keypoints.cli")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    add_parser(sub)
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    return int(args.func(args) or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """`smplify benchmark` and `smplify compare-priors`.
 
-Both fit the synthetic cases of :mod:`smplify.benchmark.synthetic` (held-out poses, known
+Both fit the synthetic cases of :mod:`smplify.evaluation.synthetic` (held-out poses, known
 truth) with the same schedule, initialisation and seeds; compare-priors repeats that per
 prior (or fits a folder of real photos) and adds plots and a qualitative grid. Rows are
 streamed to CSV (and each fit's loss curve to ``curves.jsonl``), so an interrupted run keeps
@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..cli import one_line
+from . import one_line
 
 QUICK = {"n": 12, "noise": "0,8", "dropout": "0,0.3"}
 
@@ -60,9 +60,9 @@ def _levels(args):
 
 
 def make_benchmark_cases(body, args):
+    from ..evaluation.synthetic import make_cases
     from ..keypoints.layouts import MEDIAPIPE33
     from ..keypoints.mapping import layout_targets
-    from .synthetic import make_cases
 
     noise, drop = _levels(args)
     return make_cases(body, layout_targets(MEDIAPIPE33, body.landmark_names), n=args.n, noise_levels=noise,
@@ -78,7 +78,8 @@ def fit_config(args):
     return FitConfig(optimizer=args.optimizer, init=init, start_pose=start, device=getattr(args, "device", "cpu"))
 
 
-def make_fitter(prior, args):
+def fitter_for(prior, args):
+    """The run's :class:`~smplify.fitting.Fitter` for one prior (:func:`fit_config`)."""
     from .. import api
 
     return api.make_fitter(prior, config=fit_config(args))
@@ -87,7 +88,7 @@ def make_fitter(prior, args):
 def _fitters(priors, args):
     """{prior: Fitter} for every prior, or None after a one-line error (e.g. --optimizer lm with the VAE)."""
     try:
-        return {p: make_fitter(p, args) for p in priors}
+        return {p: fitter_for(p, args) for p in priors}
     except (ValueError, OSError) as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return None
@@ -97,16 +98,29 @@ def _fit_cases(prior, cases, csv_path, args, label=None, curves_path=None, fitte
     from tqdm import tqdm
 
     from .. import api
-    from .runner import run_cases
+    from ..evaluation.runner import run_cases
 
-    fitter = fitter or make_fitter(prior, args)
-    yard = api._prior("gmm", None)  # one yardstick for every prior: the shipped GMM's NLL
+    fitter = fitter or fitter_for(prior, args)
+    yard = api.load_prior("gmm", None)  # one yardstick for every prior: the shipped GMM's NLL
     with tqdm(total=len(cases), desc=f"prior {label or prior}", unit="fit") as bar:
         return run_cases(fitter, cases, csv_path, label or prior, args.batch, yard, bar.update, curves_path, keep)
 
 
+def _fresh_run(out: Path, args):
+    """results.csv and the curves file under ``out`` (a previous run's removed), the body and the cases."""
+    from .. import api
+    from ..evaluation.runner import CURVES_NAME
+
+    csv, curves = out / "results.csv", out / CURVES_NAME
+    for f in (csv, curves):
+        if f.exists():
+            f.unlink()
+    body = api.load_body()
+    return csv, curves, body, make_benchmark_cases(body, args)
+
+
 def _write_summary(out: Path, title: str, command: str) -> str:
-    from .runner import markdown, read_rows, summarise
+    from ..evaluation.runner import markdown, read_rows, summarise
 
     rows = read_rows(out / "results.csv")
     md = f"# {title}\n\n`{command}`\n\n" + markdown(summarise(rows)) + "\n\n## All levels together\n\n" + \
@@ -116,20 +130,12 @@ def _write_summary(out: Path, title: str, command: str) -> str:
 
 
 def run_benchmark(args) -> int:
-    from .. import api
-    from .runner import CURVES_NAME
-
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     fitters = _fitters([args.prior], args)
     if fitters is None:
         return 2
-    csv, curves = out / "results.csv", out / CURVES_NAME
-    for f in (csv, curves):
-        if f.exists():
-            f.unlink()
-    body = api.load_body()
-    cases = make_benchmark_cases(body, args)
+    csv, curves, body, cases = _fresh_run(out, args)
     t0 = time.time()
     try:
         _fit_cases(args.prior, cases, csv, args, curves_path=curves, fitter=fitters[args.prior])
@@ -142,9 +148,8 @@ def run_benchmark(args) -> int:
 
 
 def run_compare(args) -> int:
-    from .. import api
-    from . import plots
-    from .runner import CURVES_NAME
+    from ..evaluation import plots
+    from ..evaluation.runner import CURVES_NAME
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -157,15 +162,10 @@ def run_compare(args) -> int:
     if fitters is None:
         return 2
     if args.images:
-        from .images import compare_on_images
+        from ..evaluation.images import compare_on_images
 
-        return compare_on_images(priors, Path(args.images), out, args, fitters)
-    csv, curves = out / "results.csv", out / CURVES_NAME
-    for f in (csv, curves):
-        if f.exists():
-            f.unlink()
-    body = api.load_body()
-    cases = make_benchmark_cases(body, args)
+        return compare_on_images(priors, Path(args.images), out, fitters)
+    csv, curves, body, cases = _fresh_run(out, args)
     interrupted = False
     grid_tags = [c.fit_input.tag for c in plots.grid_cases(cases)]
     kept = {p: dict.fromkeys(grid_tags) for p in priors}  # the grid shows these very fits, not refits
@@ -178,7 +178,7 @@ def run_compare(args) -> int:
     md = _write_summary(out, "Prior comparison (synthetic, held-out poses)", "smplify " + " ".join(sys.argv[1:]))
     plots.all_plots(out / "results.csv", out, curves)
     if not interrupted:
-        plots.qualitative_grid(body, cases, priors, out / "grid.png", args, fitters=fitters, results=kept)
+        plots.qualitative_grid(body, cases, priors, out / "grid.png", fitters, fit_config(args), results=kept)
     print(md)
     print(f"wrote {out}/results.csv, {CURVES_NAME}, summary.md, error_by_prior.png, error_vs_noise.png, "
           f"convergence.png" + ("" if interrupted else ", grid.png"))

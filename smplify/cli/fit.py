@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import FitConfig
+from ..config import FitConfig
 
 
 def add_fit_options(p) -> None:
@@ -23,7 +23,8 @@ def add_fit_options(p) -> None:
     p.add_argument("--model", help="body model file or folder (default: $SMPLIFY_MODEL or the open model)")
     p.add_argument("--gender", default="neutral", choices=["neutral", "female", "male"])
     p.add_argument("--optimizer", default="lbfgs", choices=["lbfgs", "lm", "adam", "auto"],
-                   help="lm: Levenberg-Marquardt, about 4x faster (gmm prior); auto: lm where the prior allows")
+                   help="lm: Levenberg-Marquardt (needs a prior with a least-squares form: none, gmm); auto: lm where the "
+                        "prior allows (docs/decisions.md compares them)")
     p.add_argument("--focal", type=float, help="focal length in pixels (default: EXIF, else a 55° field of view)")
     p.add_argument("--optimize-focal", action="store_true", help="refine the focal length too")
     p.add_argument("--no-flip-test", action="store_true", help="do not also try the body turned around")
@@ -69,15 +70,15 @@ def input_options(args) -> dict:
     :class:`smplify.cli.CliError` (one line, exit status 2)."""
     import argparse
 
-    from .cli import CliError
-    from .keypoints.cli import _bbox
-    from .keypoints.layouts import canonical_layout
+    from ..keypoints.layouts import canonical_layout
+    from . import CliError
+    from .detect import parse_bbox
 
     out = {}
     try:
         if getattr(args, "bbox", None):
             try:
-                out["bbox"] = _bbox(args.bbox)
+                out["bbox"] = parse_bbox(args.bbox)
             except argparse.ArgumentTypeError as exc:
                 raise ValueError(str(exc)) from None
         if getattr(args, "layout", None):
@@ -131,9 +132,10 @@ def _clobbered_input(out: Path, stems, inputs):
 
 
 def run(args) -> int:
-    from . import api
-    from .keypoints.cli import _unique_stem
-    from .outputs.writers import result_report, write_json, write_npz
+    from .. import api
+    from ..outputs.mesh_io import write_obj
+    from ..outputs.writers import result_report, write_json, write_npz
+    from .detect import unique_stem
 
     opts = input_options(args)  # bad --bbox/--layout/--image-size: one line, exit 2
     out = Path(args.out)
@@ -150,7 +152,7 @@ def run(args) -> int:
             people = api.read_inputs(src, **opts)
             base = Path(src).stem
             for i, k in enumerate(people):  # unique stems: a/x.jpg and b/x.jpg must not overwrite each other
-                stem = _unique_stem(base + (f"_{i}" if len(people) > 1 else ""), used)
+                stem = unique_stem(base + (f"_{i}" if len(people) > 1 else ""), used)
                 items.append(api.keypoints_to_input(k, fitter.body, focal=args.focal, tag=stem))
         except Exception as exc:
             msg = str(exc) if str(exc).startswith(str(src)) else f"{src}: {exc}"
@@ -172,8 +174,6 @@ def run(args) -> int:
         stem = res.tag
         write_npz(res, out / f"{stem}.npz", body_path)
         mesh = api.posed_mesh(fitter.body, res)
-        from .outputs.mesh_io import write_obj
-
         write_obj(out / f"{stem}.obj", mesh, fitter.body.faces.numpy())
         if not args.no_overlay and res.image_path and Path(res.image_path).suffix.lower() in api.IMAGE_SUFFIXES:
             api.write_overlay(out / f"{stem}_overlay.png", res, mesh, fitter.body.faces.numpy())

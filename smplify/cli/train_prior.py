@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from .posedata import PoseDataError, collect_with_info
+    from priors.posedata import PoseDataError, collect_with_info
 
     t0 = time.time()
     try:
@@ -44,14 +44,14 @@ def run(args) -> int:
           + (f" ({len(info['skipped'])} non-motion npz skipped)" if info["skipped"] else ""))
     try:
         if args.kind == "gmm":
-            from .gmm import GMMPrior
+            from priors.gmm import GMMPrior
 
             prior = GMMPrior.fit(poses, args.components, args.seed, meta)
             detail = f"{args.components} components, train mean log-likelihood {prior.meta['train_mean_loglik']:.1f}"
         else:
             from smplify.body import BodyModel, load_model_file
 
-            from .vae import VAEPrior
+            from priors.vae import VAEPrior
 
             prior = VAEPrior.fit(poses, BodyModel(load_model_file()), epochs=args.epochs, seed=args.seed, meta=meta)
             f = prior.meta["final"]
@@ -63,16 +63,3 @@ def run(args) -> int:
     print(f"trained {args.kind} prior on {len(poses)} poses in {time.time() - t0:.1f} s: {detail}\nwrote {out}")
     return 0
 
-
-def main(argv=None):
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m priors.train")
-    sub = ap.add_subparsers(dest="cmd")
-    add_parser(sub)
-    args = ap.parse_args(["train-prior"] + list(argv if argv is not None else sys.argv[1:]))
-    return run(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

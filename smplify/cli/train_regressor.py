@@ -3,31 +3,14 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
-from ..cli import one_line
-
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "regressor_open.pt"
-
-
-def layouts_for(body):
-    """MediaPipe-33 and COCO-17 mapped onto this body model."""
-    import torch
-
-    from ..keypoints.layouts import COCO17, MEDIAPIPE33
-    from ..keypoints.mapping import layout_targets
-    from .train import LayoutTargets
-
-    out = []
-    for name, names in (("mediapipe33", MEDIAPIPE33), ("coco17", COCO17)):
-        idx, _, w = layout_targets(names, body.landmark_names)
-        out.append(LayoutTargets(name, torch.as_tensor(idx), torch.as_tensor(w)))
-    return out
+from ..paths import REGRESSOR_WEIGHTS
+from . import one_line
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("train-regressor", help="train the keypoints-to-SMPL regressor on synthetic pairs")
-    p.add_argument("--out", default=str(DEFAULT_WEIGHTS))
+    p.add_argument("--out", default=str(REGRESSOR_WEIGHTS))
     p.add_argument("--poses", nargs="*", help="pose files (default: the open set's train split)")
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch", type=int, default=256)
@@ -43,7 +26,7 @@ def run(args) -> int:
     import torch
 
     from .. import api
-    from .train import save_regressor, train
+    from ..regressor.train import layouts_for, save_regressor, train
 
     from priors.posedata import PoseDataError, collect, mirror_poses, open_poses
 

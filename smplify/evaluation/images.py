@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cli import one_line
+from ..errors import one_line
 
 FIELDS = ["prior", "image", "reproj_px", "prior_nll", "iterations", "time_s", "flipped", "converged"]
 TILE_H = 360  # grid tile height (pixels)
@@ -42,7 +42,9 @@ def _summary(priors, rows) -> list:
     return lines
 
 
-def compare_on_images(priors, folder: Path, out: Path, args, fitters=None) -> int:
+def compare_on_images(priors, folder: Path, out: Path, fitters: dict) -> int:
+    """Fit every photo of ``folder`` under each prior ({prior: Fitter}); a table and a grid. Returns the
+    exit status (2: no photos or nobody found, 1: some photos failed, 130: interrupted)."""
     import torch
     from tqdm import tqdm
 
@@ -50,7 +52,6 @@ def compare_on_images(priors, folder: Path, out: Path, args, fitters=None) -> in
     from ..api import IMAGE_SUFFIXES
     from ..keypoints.detect import load_image
     from ..outputs.render import save_png
-    from .cli import make_fitter
 
     if not folder.is_dir():
         print(f"error: {folder}: not a folder", file=sys.stderr)
@@ -59,7 +60,6 @@ def compare_on_images(priors, folder: Path, out: Path, args, fitters=None) -> in
     if not photos:
         print(f"error: {folder}: no photos", file=sys.stderr)
         return 2
-    fitters = fitters or {p: make_fitter(p, args) for p in priors}
     body = next(iter(fitters.values())).body
     items, failed = [], []
     for p in tqdm(photos, desc="detect", unit="photo"):
@@ -73,7 +73,7 @@ def compare_on_images(priors, folder: Path, out: Path, args, fitters=None) -> in
     if not items:
         print(f"error: {folder}: no person found in any of its {len(photos)} photos", file=sys.stderr)
         return 2
-    yard = api._prior("gmm", None)
+    yard = api.load_prior("gmm", None)
     rows, tiles = [], {}
     interrupted = False
     faces = body.faces.numpy()

@@ -18,7 +18,7 @@ def _plt():
 
 def all_plots(csv_path, out: Path, curves_path=None) -> None:
     """error_by_prior.png and error_vs_noise.png from the CSV; convergence.png from the curves file
-    (default: :data:`~smplify.benchmark.runner.CURVES_NAME` beside the CSV)."""
+    (default: :data:`~smplify.evaluation.runner.CURVES_NAME` beside the CSV)."""
     from .runner import CURVES_NAME, read_rows
 
     rows = read_rows(csv_path)
@@ -156,16 +156,15 @@ def grid_cases(cases, n: int = 4) -> list:
     return [c for c in cases if c.noise_px == noise and c.dropout == drop][:n]
 
 
-def qualitative_grid(body, cases, priors, path: Path, args, n: int = 4, fitters=None, results=None) -> None:
+def qualitative_grid(body, cases, priors, path: Path, fitters: dict, config, n: int = 4, results=None) -> None:
     """The same few hardest-level cases fitted under each prior (truth first), side by side: per
     case a camera view and a side view (the mesh turned 90° about the vertical), where priors that
     agree in the image differ in depth. ``results``: {prior: {tag: FitResult}} of the run's fits;
-    cases missing there are fitted with the run's configuration (``fitters``, else
-    :func:`smplify.benchmark.cli.make_fitter`: same optimiser, --init and start pose)."""
+    cases missing there are fitted by ``fitters`` ({prior: Fitter}, the run's; ``config`` their
+    :class:`~smplify.config.FitConfig`, named in the title)."""
     import torch
 
     from ..outputs.render import render_mesh, side_view
-    from .cli import make_fitter
 
     pick = grid_cases(cases, n)
     if not pick:
@@ -192,8 +191,7 @@ def qualitative_grid(body, cases, priors, path: Path, args, n: int = 4, fitters=
         have = (results or {}).get(p) or {}
         res = [have.get(c.fit_input.tag) for c in pick]
         if any(r is None for r in res):
-            fitter = (fitters or {}).get(p) or make_fitter(p, args)
-            res = fitter.fit([c.fit_input for c in pick])
+            res = fitters[p].fit([c.fit_input for c in pick])
         rows.append([draw(r.global_orient, r.body_pose, r.betas, r.transl, c.camera) for r, c in zip(res, pick)])
     grid = np.concatenate([np.concatenate(r, 1) for r in rows], 0)
     cell = rows[0][0].shape[1]
@@ -203,11 +201,8 @@ def qualitative_grid(body, cases, priors, path: Path, args, n: int = 4, fitters=
     ax.set_yticks([size[1] * (i + 0.5) for i in range(len(rows))], ["truth"] + list(priors))
     ax.set_xticks([cell * k + size[0] * (j + 0.5) for k in range(len(pick)) for j in range(2)],
                   ["camera", "side"] * len(pick), fontsize=7)
-    from .cli import fit_config
-
-    cfg = fit_config(args)
     ax.set_title(f"same cases under each prior (noise {pick[0].noise_px:g} px, dropout {pick[0].dropout:g}; "
-                 f"init {cfg.init}, start pose {getattr(cfg, 'start_pose', 'prior')})", fontsize=9)
+                 f"init {config.init}, start pose {config.start_pose})", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

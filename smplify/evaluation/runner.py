@@ -20,7 +20,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence
 import numpy as np
 import torch
 
-from ..fitter import Fitter
+from ..fitting import Fitter
 from ..metrics import mpjpe, pa_mpjpe
 from .synthetic import SyntheticCase, iter_batches
 

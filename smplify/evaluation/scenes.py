@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import roma
 import torch
 
-from .body import BodyModel
-from .camera import project
+from ..body import BodyModel
+from ..camera import project
 
 
 @dataclass

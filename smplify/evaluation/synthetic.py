@@ -17,9 +17,9 @@ import torch
 
 from ..body import BodyModel
 from ..camera import Camera
-from ..fitter import FitInput
+from ..fitting import FitInput
 
-OPEN_POSES = Path(__file__).resolve().parents[2] / "priors" / "assets" / "open_poses.npz"
+from ..paths import OPEN_POSES
 
 
 @dataclass
@@ -42,7 +42,7 @@ class SyntheticCase:
 def heldout_poses(path=OPEN_POSES) -> np.ndarray:
     """(N, 63) body poses of the held-out sequence(s) of the open pose set."""
     if not Path(path).exists():
-        raise FileNotFoundError(f"{path}: open pose set not found (python -m priors.build_pose_data)")
+        raise FileNotFoundError(f"{path}: open pose set not found (python -m smplify.cli.build_pose_data)")
     with np.load(path, allow_pickle=False) as z:
         poses = z["poses"].astype(np.float32)
         split = z["split"]
@@ -57,12 +57,12 @@ def heldout_poses(path=OPEN_POSES) -> np.ndarray:
 def make_cases(body: BodyModel, layout_input, n: int = 200, noise_levels: Sequence[float] = (0.0, 3.0, 8.0),
                dropouts: Sequence[float] = (0.0, 0.1, 0.3), seed: int = 0, poses: Optional[np.ndarray] = None,
                image_size=(1080, 1920)) -> List[SyntheticCase]:
-    """``n`` scenes (:func:`smplify.synth.sample_scenes`) × every (noise, dropout) level.
+    """``n`` scenes (:func:`smplify.evaluation.scenes.sample_scenes`) × every (noise, dropout) level.
 
     layout_input: ``(index (M,), names (M,), table_weight (M,))`` — the MediaPipe-33 targets
     on this body model (from the landmark table), used to make the 2D keypoints.
     """
-    from ..synth import sample_scenes
+    from .scenes import sample_scenes
 
     rng = np.random.default_rng(seed)
     poses = heldout_poses() if poses is None else poses

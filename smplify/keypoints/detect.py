@@ -309,7 +309,7 @@ def to_json(people: Union[Keypoints2D, Sequence[Keypoints2D]]) -> dict:
     return d
 
 
-def write_json(people: Union[Keypoints2D, Sequence[Keypoints2D]], path) -> Path:
+def write_keypoints_json(people: Union[Keypoints2D, Sequence[Keypoints2D]], path) -> Path:
     """Write :func:`to_json` atomically (temp file + rename)."""
     path = Path(path)
     from ..fileio import atomic_write_text

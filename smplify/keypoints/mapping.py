@@ -217,9 +217,9 @@ if __name__ == "__main__":  # pragma: no cover
     import sys
 
     if len(sys.argv) > 1 and sys.argv[1] == "--update-docs":
-        from pathlib import Path
+        from ..paths import DOCS
 
-        target = sys.argv[2] if len(sys.argv) > 2 else Path(__file__).resolve().parents[2] / "docs" / "keypoints.md"
+        target = sys.argv[2] if len(sys.argv) > 2 else DOCS / "keypoints.md"
         print("updated" if update_docs(target) else "already current", target)
     else:
         print(generated_docs())

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fileio import atomic_savez, atomic_write_text
-from ..fitter import FitResult
+from ..fitting import FitResult
 
 
 def result_arrays(result: FitResult, body_model_path: str = "") -> dict:

@@ -19,7 +19,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..body.kinematics import rotmat_to_rotvec
+from ..rotations import rotmat_to_rotvec
 
 NUM_ROT = 22  # global orient + 21 body joints
 
@@ -128,4 +128,8 @@ def load_regressor(path, expected_points: Optional[int] = None) -> KeypointRegre
         raise ValueError(f"{path}: regressor made for {model.num_points} body points, model has {expected_points}")
     model.eval()
     model.meta = meta
+    from .slots import open_point_names
+
+    if model.num_points == len(open_point_names()):  # its input slots, by name (see .slots)
+        model.point_names = open_point_names()
     return model

@@ -1,6 +1,6 @@
 """Training the keypoint regressor on synthetic pairs, and fine-tuning it on fits.
 
-Each step samples fresh scenes (:mod:`smplify.synth`: training poses, random adult
+Each step samples fresh scenes (:mod:`smplify.evaluation.scenes`: training poses, random adult
 shapes, viewpoints and cameras), picks a keypoint layout per scene (MediaPipe-33 or
 COCO-17 through the landmark table), adds pixel noise (0-8 px) and drops keypoints
 (0-30 %), and regresses pose, shape and camera. Loss: rotation matrices, 3D joints
@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..body import BodyModel
-from ..synth import sample_scenes
+from ..evaluation.scenes import sample_scenes
 from .model import KeypointRegressor, decode_outputs, encode_inputs, predict  # noqa: F401 (predict: re-exported)
 
 
@@ -31,6 +31,18 @@ class LayoutTargets:
     index: torch.Tensor
     weight: torch.Tensor
 
+
+
+def layouts_for(body: BodyModel) -> list:
+    """The layouts the regressor is trained on (MediaPipe-33, COCO-17) mapped onto this body model."""
+    from ..keypoints.layouts import COCO17, MEDIAPIPE33
+    from ..keypoints.mapping import layout_targets
+
+    out = []
+    for name, names in (("mediapipe33", MEDIAPIPE33), ("coco17", COCO17)):
+        idx, _, w = layout_targets(names, body.landmark_names)
+        out.append(LayoutTargets(name, torch.as_tensor(idx), torch.as_tensor(w)))
+    return out
 
 def camera_targets(pelvis_cam: torch.Tensor, focal, pp, centre, diag) -> torch.Tensor:
     """(u, v, w) of a camera-frame pelvis position; inverse of :func:`decode_outputs`'s camera."""
