@@ -65,7 +65,7 @@ def training_scenes(body, B: int = 256, seed: int = 5):
     from priors.posedata import open_poses
     from smplify.keypoints.layouts import MEDIAPIPE33
     from smplify.keypoints.mapping import layout_targets
-    from smplify.synth import sample_scenes
+    from smplify.evaluation.scenes import sample_scenes
 
     g = torch.Generator().manual_seed(seed)
     poses = torch.as_tensor(open_poses("train"))
@@ -88,7 +88,7 @@ def tune_lift(weights, B: int = 256):
     from smplify.lift import lift_pose
 
     body = api.load_body()
-    prior = api._prior("gmm", None)
+    prior = api.load_prior("gmm")
     sc, idx, names, tw, world = training_scenes(body, B)
     index = idx[None].expand(B, -1)
     with torch.no_grad():
@@ -111,15 +111,78 @@ def tune_lift(weights, B: int = 256):
                   flush=True)
 
 
+def training_cases(body, n: int = 96, noise_px: float = 5.0, dropout: float = 0.1, seed: int = 11):
+    """Synthetic fitting cases on training poses (:func:`smplify.benchmark.synthetic.make_cases`), each with
+    noisy world landmarks (:func:`noisy_world`) on its keypoint rows."""
+    from dataclasses import replace
+
+    from priors.posedata import open_poses
+    from smplify.evaluation.synthetic import make_cases
+    from smplify.keypoints.layouts import MEDIAPIPE33
+    from smplify.keypoints.mapping import layout_targets
+
+    poses = open_poses("train")
+    rng = np.random.default_rng(seed)
+    poses = poses[rng.choice(len(poses), 2000, replace=False)]
+    layout = layout_targets(MEDIAPIPE33, body.landmark_names)
+    cases = make_cases(body, layout, n=n, noise_levels=(noise_px,), dropouts=(dropout,), seed=seed, poses=poses)
+    T = lambda name: torch.tensor(np.stack([getattr(c, name) for c in cases]))
+    with torch.no_grad():
+        pts = body.joints_and_landmarks(T("global_orient"), T("body_pose"), T("betas"), T("transl")).points
+    idx = torch.as_tensor(layout[0])
+    world = noisy_world(pts[:, idx], layout[1], torch.Generator().manual_seed(seed)).numpy()
+    for c, w in zip(cases, world):
+        c.fit_input = replace(c.fit_input, world=w.astype(np.float32), world_visibility=np.ones(len(w), np.float32))
+    return cases
+
+
+def tune_fit(configs, n: int = 96, noise_px: float = 5.0):
+    """Fit the training cases with each FitConfig override set; print limb PA-MPJPE (mean, median, p90)."""
+    from smplify import api
+    from smplify.config import FitConfig
+
+    body = api.load_body()
+    cases = training_cases(body, n, noise_px)
+    T = lambda name: torch.tensor(np.stack([getattr(c, name) for c in cases]))
+    with torch.no_grad():
+        true_j = body.joints_and_landmarks(T("global_orient"), T("body_pose"), T("betas")).joints
+    for kw in configs:
+        fitter = api.make_fitter("gmm", config=FitConfig(**kw))
+        rs = fitter.fit([c.fit_input for c in cases])
+        P = lambda name: torch.tensor(np.stack([getattr(r, name) for r in rs]))
+        with torch.no_grad():
+            j = body.joints_and_landmarks(P("global_orient"), P("body_pose"), P("betas")).joints
+        e = pa_limbs(j, true_j)
+        px = np.mean([r.mean_error_px for r in rs])
+        print(f"{kw}: limb PA {e.mean():.1f} median {e.median():.1f} p90 {e.quantile(0.9):.1f} mm, 2D {px:.1f} px, "
+              f"flipped {np.mean([r.flipped for r in rs]):.2f}", flush=True)
+
+
+def _parse_config(text: str) -> dict:
+    """'world_weight=1e3,init=lift,lift_iterations=8' -> {'world_weight': 1000.0, 'init': 'lift', 'lift_iterations': 8}."""
+    out = {}
+    for kv in filter(None, text.split(",")):
+        k, v = kv.split("=")
+        try:
+            out[k] = int(v) if v.lstrip("-").isdigit() else float(v)
+        except ValueError:
+            out[k] = v
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["lift"])
+    ap.add_argument("what", choices=["lift", "fit"])
+    ap.add_argument("--configs", nargs="*", default=[""], help="FitConfig overrides, e.g. world_weight=1000,init=lift")
     ap.add_argument("--weights", default="1e-5,1e-4,1e-3")
     ap.add_argument("--n", type=int, default=256)
+    ap.add_argument("--noise-px", type=float, default=5.0, help="2D keypoint noise of the fit cases (px)")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     if a.what == "lift":
         tune_lift([float(w) for w in a.weights.split(",")], a.n)
+    else:
+        tune_fit([_parse_config(c) for c in a.configs], a.n, a.noise_px)
 
 
 if __name__ == "__main__":

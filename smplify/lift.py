@@ -20,11 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-import roma
 import torch
 
+from .body.jacobian import PointJacobian
 from .objective import bend_term
 from .optim import lbfgs
+from .residuals import bend_normal, has_least_squares_form, pose_prior_normal
+from .rotations import rotmat_to_rotvec
 
 TORSO = (1, 2, 16, 17)  # SMPL left/right hip, left/right shoulder
 
@@ -68,7 +70,7 @@ def kabsch_rotation(src: torch.Tensor, dst: torch.Tensor, weight: torch.Tensor) 
 def lift_pose(body, index: torch.Tensor, world: torch.Tensor, weight: torch.Tensor, betas: Optional[torch.Tensor] = None,
               prior=None, prior_weight: float = 2e-5, bend_weight: float = 2e-5,
               global_orient: Optional[torch.Tensor] = None, body_pose: Optional[torch.Tensor] = None,
-              iterations: int = 60) -> LiftResult:
+              iterations: int = 60, analytic: bool = True, point_jacobian=None) -> LiftResult:
     """SMPL poses whose points match 3D landmarks up to translation and scale (see the module docstring).
 
     Args:
@@ -76,7 +78,10 @@ def lift_pose(body, index: torch.Tensor, world: torch.Tensor, weight: torch.Tens
         landmarks). world: (B, M, 3) the landmarks in the camera's axes. weight: (B, M) ≥ 0 (0: unused).
         betas: (B, S) shape or None (mean). prior: a pose prior with ``nll`` (B, 63) -> (B,) or None;
         prior_weight, bend_weight: λ_prior, λ_bend. global_orient (B, 3), body_pose (B, 63): a start
-        (default: the torso's Kabsch rotation, the prior's mean pose or zeros).
+        (default: the torso's Kabsch rotation, the prior's mean pose or zeros). analytic: the gradient from
+        :class:`~smplify.body.jacobian.PointJacobian` (as the fitter's L-BFGS; for a model without pose correctives
+        and a prior with a least-squares form) instead of autograd; point_jacobian: one for the root and joints
+        1-21 to reuse.
     Returns :class:`LiftResult`.
     """
     B = world.shape[0]
@@ -97,7 +102,7 @@ def lift_pose(body, index: torch.Tensor, world: torch.Tensor, weight: torch.Tens
         wt = torch.where(torso, weight, torch.zeros_like(weight))
         few = (wt > 0).sum(1) < 3  # no torso: every landmark
         wt[few] = weight[few]
-        global_orient = roma.rotmat_to_rotvec(kabsch_rotation(rest, world, wt))
+        global_orient = rotmat_to_rotvec(kabsch_rotation(rest, world, wt))
 
     def objective(x, rows=None):
         sel = (lambda t: t) if rows is None else (lambda t: t[rows])
@@ -112,9 +117,40 @@ def lift_pose(body, index: torch.Tensor, world: torch.Tensor, weight: torch.Tens
             f = f + bend_weight * bend_term(pose)
         return f
 
+    grad_fn = None
+    if analytic and not getattr(body, "has_posedirs", False) and (prior is None or has_least_squares_form(prior)):
+        pj = point_jacobian if point_jacobian is not None else PointJacobian(body, tuple(range(22)))
+        zero_t = torch.zeros(B, 3, device=dev, dtype=dt)
+
+        def grad_fn(x, rows=None):
+            """f and ∂f/∂x without autograd: the aligned residuals' gradient 2 w r per point (the optimal
+            translation and scale make their own derivatives vanish), back through the body by
+            :meth:`PointJacobian.vjp`; the prior's and the bend's from their normal equations."""
+            sel = (lambda t: t) if rows is None else (lambda t: t[rows])
+            go, pose = x[:, :3], x[:, 3:]
+            posed = pj.posed(go, pose, sel(betas), sel(zero_t))
+            idx = sel(index)
+            r, _ = similarity_residuals(gather_rows(posed.points, idx), sel(world), sel(weight))
+            wn = sel(weight) / sel(weight).sum(-1, keepdim=True).clamp(min=1e-9)
+            f = (wn * r.pow(2).sum(-1)).sum(-1)
+            v = torch.zeros_like(posed.points).scatter_add_(1, idx[..., None].expand(-1, -1, 3), 2 * wn[..., None] * r)
+            g, _ = pj.vjp(posed, v, with_betas=False)
+            g = g.clone()
+            if prior is not None and prior_weight:
+                fp, gp, _ = pose_prior_normal(prior, pose, hessian=False)
+                f = f + prior_weight * fp
+                if gp is not None:
+                    g[:, 3:] += 2 * prior_weight * gp
+            if bend_weight:
+                fb, gb, _ = bend_normal(pose, hessian=False)
+                f = f + bend_weight * fb
+                g[:, 3:] += 2 * bend_weight * gb
+            return f, g
+
     x0 = torch.cat([global_orient.to(dt), body_pose.to(dt)], 1)
-    res = lbfgs(objective, x0, max_iter=iterations, history=20)
-    x = res.x.detach()
+    with torch.inference_mode(grad_fn is not None):
+        res = lbfgs(objective, x0, max_iter=iterations, history=20, grad_fn=grad_fn)
+    x = res.x.detach().clone()
     with torch.no_grad():
         P = gather(body.joints_and_landmarks(x[:, :3], x[:, 3:], betas).points)
         r, s = similarity_residuals(P, world, weight)

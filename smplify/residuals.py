@@ -138,15 +138,14 @@ def pose_prior_normal(prior, pose: torch.Tensor, hessian: bool = True) -> Tuple[
 
 
 def _direction_parts(points, coeff, target, weight, sigma):
-    """What :func:`direction_chain` and :func:`direction_gradient` share."""
+    """What :func:`direction_chain` and :func:`direction_gradient` share (few operations: at batch 1 each
+    costs more than its arithmetic)."""
     d = coeff @ points  # (B, nb, 3) bone vectors
-    inv_len = d.norm(dim=-1, keepdim=True).clamp(min=1e-9).reciprocal()
-    u = d * inv_len
-    e = u - target
-    d2 = e.pow(2).sum(-1, keepdim=True)
-    den = (sigma * sigma + d2).rsqrt()
-    a = weight.clamp(min=0).sqrt()[..., None] * sigma * den
-    return u, inv_len, e, den, a, a * e
+    inv_len = d.square().sum(-1, keepdim=True).clamp_(min=1e-18).rsqrt_()  # 1/‖d‖
+    e = torch.addcmul(-target, d, inv_len)  # u − û
+    den2 = e.square().sum(-1, keepdim=True).add_(sigma * sigma).reciprocal_()  # 1/(σ² + ‖e‖²)
+    a = weight.clamp(min=0).sqrt().unsqueeze(-1).mul(den2.sqrt()).mul_(sigma)  # (B, nb, 1)
+    return d, inv_len, e, den2, a, a * e
 
 
 def direction_chain(points: torch.Tensor, coeff: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
@@ -157,9 +156,10 @@ def direction_chain(points: torch.Tensor, coeff: torch.Tensor, target: torch.Ten
     Args: points (B, K, 3); coeff (B, nb, K); target (B, nb, 3) unit; weight (B, nb).
     Returns r (B, nb, 3) and D (B, nb, 3, 3) = ∂r_b/∂d_b, so ∂r_b/∂x = D_b Σ_k c_bk ∂P_k/∂x.
     """
-    u, inv_len, e, den, a, r = _direction_parts(points, coeff, target, weight, sigma)
+    d, inv_len, e, den2, a, r = _direction_parts(points, coeff, target, weight, sigma)
+    u = d * inv_len
     eye = torch.eye(3, dtype=points.dtype, device=points.device)
-    A = a[..., None] * (eye - (den.pow(2) * e)[..., None] * e[..., None, :])  # ∂r/∂e
+    A = a[..., None] * (eye - (den2 * e)[..., None] * e[..., None, :])  # ∂r/∂e
     Pu = (eye - u[..., None] * u[..., None, :]) * inv_len[..., None]  # ∂u/∂d = (I − uuᵀ)/‖d‖
     return r, A @ Pu
 
@@ -168,7 +168,8 @@ def direction_gradient(points: torch.Tensor, coeff: torch.Tensor, target: torch.
                        sigma: float) -> Tuple[torch.Tensor, torch.Tensor]:
     """The residuals of :func:`direction_chain` and v_k = Σ_b c_bk D_bᵀ r_b per point, without forming D
     (A r = a² σ² den² e as for the reprojection). Same arguments; returns r (B, nb, 3), v (B, K, 3)."""
-    u, inv_len, e, den, a, r = _direction_parts(points, coeff, target, weight, sigma)
-    Ar = e * (a * den).pow(2) * (sigma * sigma)
-    Dtr = (Ar - u * (u * Ar).sum(-1, keepdim=True)) * inv_len  # (I − uuᵀ) A r / ‖d‖
+    d, inv_len, e, den2, a, r = _direction_parts(points, coeff, target, weight, sigma)
+    Ar = r * (a * den2).mul_(sigma * sigma)
+    inv2 = inv_len.square()
+    Dtr = (Ar - d * ((d * Ar).sum(-1, keepdim=True) * inv2)).mul_(inv_len)  # (I − uuᵀ) A r / ‖d‖
     return r, coeff.transpose(1, 2) @ Dtr

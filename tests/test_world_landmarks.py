@@ -22,7 +22,7 @@ def _person(rng, world=True):
 
 
 def test_world_landmarks_round_trip_and_versions(tmp_path):
-    from smplify.keypoints.detect import FORMAT, write_json
+    from smplify.keypoints.detect import FORMAT, write_keypoints_json as write_json
 
     rng = np.random.default_rng(3)
     k = _person(rng)
@@ -66,7 +66,7 @@ def test_world_landmarks_validated():
 @pytest.mark.e2e
 def test_detection_keeps_world_landmarks_in_camera_axes(tmp_path):
     """The photo's world landmarks: hip-centred, metres, the image's x right / y down, z away from the camera."""
-    from smplify.keypoints.detect import detect_image, write_json
+    from smplify.keypoints.detect import detect_image, write_keypoints_json as write_json
 
     k = detect_image(IMAGES / "pose2sim_balance.jpg")
     n = {name: i for i, name in enumerate(k.names)}
@@ -160,7 +160,7 @@ def test_lift_recovers_a_pose_from_scaled_shifted_landmarks():
 
     torch.manual_seed(0)
     body = api.load_body()
-    prior = api._prior("gmm", None)
+    prior = api.load_prior("gmm")
     index, names, tw = layout_targets(MEDIAPIPE33, body.landmark_names)
     B = 4
     pose = torch.as_tensor(prior.sample(B, seed=1))
@@ -175,3 +175,115 @@ def test_lift_recovers_a_pose_from_scaled_shifted_landmarks():
     err = (j - j[:, :1] - (out.joints - out.joints[:, :1])).norm(dim=-1).mean(-1)
     assert (err < 0.02).all() and err.mean() < 0.01, err  # camera-frame joints, orientation included
     assert torch.allclose(r.scale, torch.full((B,), 1 / 0.6), rtol=0.05)
+
+
+def test_lift_analytic_gradient_matches_autograd():
+    import torch
+
+    from smplify import api
+    from smplify.keypoints.mapping import layout_targets
+    from smplify.lift import lift_pose
+
+    body = api.load_body()
+    prior = api.load_prior("gmm")
+    index, names, tw = layout_targets(MEDIAPIPE33, body.landmark_names)
+    B = 3
+    g = torch.Generator().manual_seed(2)
+    idx = torch.as_tensor(index)[None].expand(B, -1)
+    with torch.no_grad():
+        pts = body.joints_and_landmarks(torch.randn(B, 3, generator=g), torch.as_tensor(prior.sample(B, seed=3))).points
+    world = torch.gather(pts, 1, idx[..., None].expand(-1, -1, 3)) + 0.03 * torch.randn(B, len(index), 3, generator=g)
+    w = torch.as_tensor(tw).expand(B, -1)
+    a = lift_pose(body, idx, world, w, prior=prior, iterations=5, analytic=True)
+    b = lift_pose(body, idx, world, w, prior=prior, iterations=5, analytic=False)
+    assert torch.allclose(a.body_pose, b.body_pose, atol=2e-3) and torch.allclose(a.error_m, b.error_m, atol=1e-4)
+
+
+# ------------------------------------------------------------------ the term in the fitter
+
+def _world_cases(body, n=3, seed=2):
+    from dataclasses import replace
+
+    import torch
+
+    from smplify.evaluation.synthetic import make_cases
+    from smplify.keypoints.mapping import layout_targets
+
+    cases = make_cases(body, layout_targets(MEDIAPIPE33, body.landmark_names), n=n, noise_levels=(3.0,),
+                       dropouts=(0.1,), seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for c in cases:
+        fi = c.fit_input
+        with torch.no_grad():
+            pts = body.joints_and_landmarks(torch.as_tensor(c.global_orient)[None], torch.as_tensor(c.body_pose)[None],
+                                            torch.as_tensor(c.betas)[None]).points[0, torch.as_tensor(fi.index)]
+        world = (0.8 * pts + 0.05 * torch.randn(pts.shape, generator=g)).numpy()
+        vis = torch.rand(len(pts), generator=g).numpy()
+        out.append(replace(fi, world=world, world_visibility=vis))
+    return out
+
+
+@pytest.mark.parametrize("groups", [("transl", "global_orient"), ("transl", "global_orient", "pose", "betas", "focal"),
+                                    ("pose",), ("betas", "transl")])
+def test_fitter_normal_equations_with_the_world_term(groups):
+    """The analytic objective (both paths, and the rigid one) equals the autograd objective with the term on."""
+    import torch
+
+    from smplify import api
+    from smplify.body import BodyModel
+    from smplify.body.tiny import make_tiny_model
+    from smplify.config import FitConfig
+    from smplify.fitting.batch import make_batch
+    from smplify.fitting.starts import FACING_CAMERA
+
+    body = BodyModel(make_tiny_model(with_posedirs=False))
+    inputs = _world_cases(body)
+    f = api.build_fitter(body, FitConfig(prior="gmm", optimizer="lm", optimize_focal=True, world_weight=500.0,
+                                         init="mean"))
+    ob = f.objective
+    batch = make_batch(inputs, f.config.min_confidence, f.device, bones=True)
+    assert batch.has_bones and (batch.bone_w > 0).any()
+    x = f.start(inputs, batch, FACING_CAMERA)
+    batch.transl0 = x[:, :3].clone()
+    x = x + torch.randn(x.shape, generator=torch.Generator().manual_seed(3)) * 0.05
+    cols = torch.cat([torch.arange(f.layout.dim)[f.layout[g]] for g in groups])
+    for stage in f.config.schedule(True):
+        xx = x.clone().requires_grad_(True)
+        terms, _ = ob.terms(xx, batch, stage.torso_only)
+        assert (terms["world"] > 0).all()
+        tot = ob.total(terms, stage)
+        (grad,) = torch.autograd.grad(tot.sum(), xx)
+        fr, g, H = ob.normal(x, batch, stage, list(groups))
+        assert torch.allclose(fr, tot.detach(), rtol=1e-4, atol=1e-2)
+        want = grad[:, cols]
+        assert torch.allclose(2 * g, want, rtol=1e-3, atol=1e-3 * want.abs().max())
+        f1, g1, H1 = ob.normal(x, batch, stage, list(groups), hessian=False)
+        assert H1 is None and torch.allclose(f1, fr, rtol=1e-5) and torch.allclose(g1, g, rtol=1e-4, atol=1e-4 * g.abs().max())
+        if set(groups) <= {"transl", "global_orient", "focal"}:
+            for a, b in zip(ob.normal(x, batch, stage, list(groups), rigid=ob.rigid_body(x, batch)), (fr, g, H)):
+                assert torch.allclose(a, b, rtol=1e-4, atol=1e-4 * b.abs().max())
+
+
+def test_inputs_without_world_landmarks_fit_exactly_as_before(tmp_path):
+    """A keypoint file without world landmarks: the same parameters whatever the world-landmark settings."""
+    from smplify import api
+    from smplify.config import FitConfig
+    from smplify.keypoints.detect import write_keypoints_json as write_json
+
+    rng = np.random.default_rng(5)
+    k = _person(rng, world=False)
+    k.xy = (np.asarray(k.xy) * 3).astype(np.float32)  # a person-sized spread
+    k.image_size = (1000, 1000)
+    p = write_json(k, tmp_path / "k.json")
+    (person,) = read_keypoints(p)
+    assert not person.has_world
+    fits = []
+    for cfg in (FitConfig(world_weight=0.0, init="regressor"), FitConfig(world_weight=500.0, init="lift"), FitConfig()):
+        fi = api.keypoints_to_input(person, api.load_body())
+        fits.append(api.make_fitter("gmm", config=cfg).fit([fi])[0])
+    a = fits[0]
+    for b in fits[1:]:
+        for name in ("global_orient", "body_pose", "betas", "transl"):
+            assert np.array_equal(getattr(a, name), getattr(b, name)), name
+        assert b.stage_iterations == a.stage_iterations

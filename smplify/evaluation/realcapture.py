@@ -392,7 +392,9 @@ def main(argv=None) -> int:
     ap.add_argument("--mode", default="detected,perfect", help="detected, perfect or both")
     ap.add_argument("--frames", help="first:last (default: every frame)")
     ap.add_argument("--cameras", help="comma-separated, e.g. 1,2 (default: all)")
-    ap.add_argument("--init", choices=["regressor", "mean"])
+    ap.add_argument("--init", choices=["regressor", "lift", "regressor+lift", "mean"])
+    ap.add_argument("--world-weight", type=float, help="FitConfig.world_weight (the bone-direction term on MediaPipe's "
+                    "world landmarks; 0: off)")
     ap.add_argument("--raw-world", action="store_true", help="also score MediaPipe's world landmarks, unfitted")
     ap.add_argument("--optimizer", choices=["lbfgs", "lm", "adam", "auto"])
     ap.add_argument("--csv", help="write every row here")
@@ -405,7 +407,8 @@ def main(argv=None) -> int:
         a, b = (int(v) for v in args.frames.split(":"))
         frames = range(a, b + 1)
     cameras = args.cameras.split(",") if args.cameras else None
-    over = {k: v for k, v in (("init", args.init), ("optimizer", args.optimizer)) if v}
+    over = {k: v for k, v in (("init", args.init), ("optimizer", args.optimizer), ("world_weight", args.world_weight))
+            if v is not None}
     rows = []
     for mode in args.mode.split(","):
         got = evaluate(cap, configs_for(args.priors.split(","), FitConfig(**over)), mode, frames, cameras)

@@ -27,6 +27,8 @@ class FitInput:
     init: Optional[dict] = None  # optional start {global_orient, body_pose, betas, transl}
     tag: str = ""
     warnings: Sequence[str] = ()  # carried into the FitResult (e.g. an image size guessed from the keypoints)
+    world: Optional[np.ndarray] = None  # (M, 3) the detector's 3D landmarks of the M keypoints (camera axes), if any
+    world_visibility: Optional[np.ndarray] = None  # (M,) their visibility (None: 1)
 
 
 @dataclass
