@@ -1,6 +1,8 @@
 """Synthetic "world landmarks" on *training* poses, to tune what uses MediaPipe's 3D estimate.
 
-    python -m benchmarks.world_landmarks lift --weights 1e-5,1e-4,1e-3
+    python -m benchmarks.world_landmarks lift --weights 1e-5,1e-4,1e-3        # the lift's prior weight
+    python -m benchmarks.world_landmarks fit --noise-px 10 --configs "world_weight=0.0,init=regressor" ""
+    python -m benchmarks.world_landmarks time --configs "world_weight=0.0,init=regressor" ""   # CPU time per fit
 
 The real capture is the evaluation, so nothing is tuned on it. Instead: scenes from poses of the
 open set's train split (:func:`smplify.synth.sample_scenes`), and as "world landmarks" the true body
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import time
 
 import numpy as np
 import roma
@@ -158,6 +161,37 @@ def tune_fit(configs, n: int = 96, noise_px: float = 5.0):
               f"flipped {np.mean([r.flipped for r in rs]):.2f}", flush=True)
 
 
+def time_fits(configs, repeats: int = 8, batch: int = 48):
+    """CPU time per fit, side by side (interleaved repeats), on real detections with world landmarks: frames 3,
+    17 and 29 of every camera of the real capture (only timed here, nothing is scored or tuned). Batch 1
+    (median over fits) and ``batch`` (those 12 inputs repeated)."""
+    from smplify import api
+    from smplify.config import FitConfig
+    from smplify.evaluation import realcapture as rc
+
+    cap = rc.load_capture()
+    caps = rc.capture_inputs(cap, "detected", frames=[3, 17, 29])
+    fitters = {str(kw): api.make_fitter("gmm", config=FitConfig(**kw)) for kw in configs}
+    body = next(iter(fitters.values())).body
+    inputs = [api.keypoints_to_input(i.keypoints, body, camera=i.intrinsics) for i in caps]
+    times = {k: [] for k in fitters}
+    for rep in range(repeats + 1):
+        for k, f in fitters.items():
+            for i in inputs:
+                t = time.process_time()
+                f.fit([i])
+                if rep:  # the first round warms up
+                    times[k].append(time.process_time() - t)
+    many = (inputs * (batch // len(inputs) + 1))[:batch]
+    for k, f in fitters.items():
+        f.fit(many)
+        t = time.process_time()
+        f.fit(many)
+        per = (time.process_time() - t) / len(many)
+        print(f"{k}: batch 1 median {1000 * np.median(times[k]):.1f} ms CPU, batch {batch} {1000 * per:.2f} ms CPU per fit",
+              flush=True)
+
+
 def _parse_config(text: str) -> dict:
     """'world_weight=1e3,init=lift,lift_iterations=8' -> {'world_weight': 1000.0, 'init': 'lift', 'lift_iterations': 8}."""
     out = {}
@@ -172,7 +206,7 @@ def _parse_config(text: str) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["lift", "fit"])
+    ap.add_argument("what", choices=["lift", "fit", "time"])
     ap.add_argument("--configs", nargs="*", default=[""], help="FitConfig overrides, e.g. world_weight=1000,init=lift")
     ap.add_argument("--weights", default="1e-5,1e-4,1e-3")
     ap.add_argument("--n", type=int, default=256)
@@ -181,8 +215,10 @@ def main(argv=None):
     torch.set_num_threads(1)
     if a.what == "lift":
         tune_lift([float(w) for w in a.weights.split(",")], a.n)
-    else:
+    elif a.what == "fit":
         tune_fit([_parse_config(c) for c in a.configs], a.n, a.noise_px)
+    else:
+        time_fits([_parse_config(c) for c in a.configs])
 
 
 if __name__ == "__main__":

@@ -114,6 +114,13 @@ def bone_tensors(inputs: Sequence, M: int) -> dict:
     per = [bone_targets(i.names, i.world, i.world_visibility) if i.world is not None else None for i in inputs]
     nb = max(len(t.names) for t in per if t is not None)
     B = len(inputs)
+    if all(t is not None and t.coeff.shape == (nb, M) and t.names == per[0].names for t in per):  # one layout
+        coeff = torch.from_numpy(np.stack([t.coeff for t in per]))
+        direction = torch.from_numpy(np.stack([t.direction for t in per]))
+        w = torch.from_numpy(np.stack([t.weight for t in per]))
+        torso = torch.tensor([k in TORSO_BONES for k in per[0].names])
+        return {"bone_coeff": coeff, "bone_dir": direction, "bone_w": w,
+                "bone_w_torso": torch.where(torso, w, torch.zeros_like(w))}
     coeff, direction = torch.zeros(B, nb, M), torch.zeros(B, nb, 3)
     direction[..., 2] = 1.0  # padding: any unit vector, weight 0
     w, w_torso = torch.zeros(B, nb), torch.zeros(B, nb)

@@ -192,13 +192,17 @@ class Starts:
             return x
         ob, sl = self.objective, self.objective.layout
         M = batch.index.shape[1]
-        world, weight = torch.zeros(len(rows), M, 3), torch.zeros(len(rows), M)
-        for j, b in enumerate(rows):
-            inp = inputs[b]
-            m = len(inp.index)
-            vis = np.ones(m, np.float32) if inp.world_visibility is None else np.asarray(inp.world_visibility, np.float32)
-            world[j, :m] = torch.as_tensor(np.asarray(inp.world, np.float32))
-            weight[j, :m] = torch.as_tensor(vis * np.asarray(inp.weight, np.float32))
+        vis = lambda i: (np.ones(len(i.index), np.float32) if i.world_visibility is None
+                         else np.asarray(i.world_visibility, np.float32))
+        if all(len(inputs[b].index) == M for b in rows):  # one layout: stacked at once
+            world = torch.from_numpy(np.stack([np.asarray(inputs[b].world, np.float32) for b in rows]))
+            weight = torch.from_numpy(np.stack([vis(inputs[b]) * np.asarray(inputs[b].weight, np.float32) for b in rows]))
+        else:  # padded, weight 0
+            world, weight = torch.zeros(len(rows), M, 3), torch.zeros(len(rows), M)
+            for j, b in enumerate(rows):
+                m = len(inputs[b].index)
+                world[j, :m] = torch.as_tensor(np.asarray(inputs[b].world, np.float32))
+                weight[j, :m] = torch.as_tensor(vis(inputs[b]) * np.asarray(inputs[b].weight, np.float32))
         at = torch.tensor(rows, device=x.device)
         sub, index = x[at].clone(), batch.index[at]
         prior = None if ob.latent or not hasattr(ob.prior, "nll") else ob.prior

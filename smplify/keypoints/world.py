@@ -9,6 +9,7 @@ target directions and weights; :func:`smplify.objective.direction_term` is the t
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import NamedTuple, Optional, Sequence, Tuple
 
@@ -53,9 +54,17 @@ class BoneTargets:
     names: Tuple[str, ...]
 
 
+_coefficients = functools.lru_cache(maxsize=64)(lambda names, bones: _build_coefficients(names, bones))
+
+
 def bone_coefficients(names: Sequence[str], bones: Sequence[Bone] = BONES):
     """(nb, M) coefficients of the bones whose keypoints are all among ``names`` (a person's keypoint rows,
-    e.g. :attr:`KeypointTargets.names`), their weights (nb,) and names."""
+    e.g. :attr:`KeypointTargets.names`), their weights (nb,) and names. Built once per layout (copies returned)."""
+    coeff, w, kept = _coefficients(tuple(names), tuple(bones))
+    return coeff.copy(), w.copy(), kept
+
+
+def _build_coefficients(names: Tuple[str, ...], bones: Tuple[Bone, ...]):
     at = {n: i for i, n in enumerate(names)}
     rows, w, kept = [], [], []
     for b in bones:
@@ -83,6 +92,6 @@ def bone_targets(names: Sequence[str], world: np.ndarray, visibility: Optional[n
     d = coeff.astype(np.float64) @ world
     length = np.linalg.norm(d, axis=-1)
     direction = d / np.maximum(length, 1e-9)[:, None]
-    lowest = np.array([vis[c != 0].min() if (c != 0).any() else 0.0 for c in coeff])
+    lowest = np.where(coeff != 0, vis[None, :], np.inf).min(1) if len(coeff) else np.zeros(0)
     weight = np.where(length > 1e-3, bw * np.clip(lowest, 0, 1), 0.0)
     return BoneTargets(coeff, direction.astype(np.float32), weight.astype(np.float32), kept)
