@@ -3,6 +3,7 @@
     python -m benchmarks.world_landmarks lift --weights 1e-5,1e-4,1e-3        # the lift's prior weight
     python -m benchmarks.world_landmarks fit --noise-px 10 --configs "world_weight=0.0,init=regressor" ""
     python -m benchmarks.world_landmarks time --configs "world_weight=0.0,init=regressor" ""   # CPU time per fit
+    python -m benchmarks.world_landmarks facing --configs "world_weight=0.0,init=regressor" ""  # flip decisions
 
 The real capture is the evaluation, so nothing is tuned on it. Instead: scenes from poses of the
 open set's train split (:func:`smplify.synth.sample_scenes`), and as "world landmarks" the true body
@@ -192,6 +193,37 @@ def time_fits(configs, repeats: int = 8, batch: int = 48):
               flush=True)
 
 
+def facing_counts(configs):
+    """Flip decisions on the real capture (frames 0-49, detected): per camera, the fits whose facing (the normal of
+    the hips-and-shoulders plane, camera frame) is more than 90° from the truth's. Cameras 3 and 4 see the person's
+    back. Counted, not tuned on."""
+    import cv2
+
+    from smplify import api
+    from smplify.config import FitConfig
+    from smplify.evaluation import realcapture as rc
+
+    def facing(j):  # (B, 12, 3) in TRC_POINTS order: RHip 0, LHip 3, RShoulder 6, LShoulder 9
+        f = np.cross((j[:, 9] + j[:, 6]) - (j[:, 3] + j[:, 0]), (j[:, 3] + j[:, 9]) - (j[:, 0] + j[:, 6]))
+        return f / np.linalg.norm(f, axis=-1, keepdims=True)
+
+    cap = rc.load_capture()
+    inputs = rc.capture_inputs(cap, "detected")
+    for kw in configs:
+        f = api.make_fitter("gmm", config=FitConfig(**kw))
+        rs = f.fit([api.keypoints_to_input(i.keypoints, f.body, camera=i.intrinsics) for i in inputs])
+        P = lambda k: torch.tensor(np.stack([getattr(r, k) for r in rs]))
+        with torch.no_grad():
+            J = f.body.joints_and_landmarks(P("global_orient"), P("body_pose"), P("betas")).joints.numpy()
+        J = J[:, list(rc.SMPL_JOINTS)]
+        out = []
+        for cam in cap.cameras:
+            idx = [n for n, i in enumerate(inputs) if i.camera == cam.name]
+            tru = cap.limb_truth()[[inputs[n].frame for n in idx]] @ cv2.Rodrigues(cam.rvec)[0].T + cam.tvec
+            out.append(f"{cam.name} {int((np.sum(facing(J[idx]) * facing(tru), -1) < 0).sum())}/{len(idx)}")
+        print(f"{kw}: wrong facing " + ", ".join(out), flush=True)
+
+
 def _parse_config(text: str) -> dict:
     """'world_weight=1e3,init=lift,lift_iterations=8' -> {'world_weight': 1000.0, 'init': 'lift', 'lift_iterations': 8}."""
     out = {}
@@ -206,7 +238,7 @@ def _parse_config(text: str) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["lift", "fit", "time"])
+    ap.add_argument("what", choices=["lift", "fit", "time", "facing"])
     ap.add_argument("--configs", nargs="*", default=[""], help="FitConfig overrides, e.g. world_weight=1000,init=lift")
     ap.add_argument("--weights", default="1e-5,1e-4,1e-3")
     ap.add_argument("--n", type=int, default=256)
@@ -217,8 +249,10 @@ def main(argv=None):
         tune_lift([float(w) for w in a.weights.split(",")], a.n)
     elif a.what == "fit":
         tune_fit([_parse_config(c) for c in a.configs], a.n, a.noise_px)
-    else:
+    elif a.what == "time":
         time_fits([_parse_config(c) for c in a.configs])
+    else:
+        facing_counts([_parse_config(c) for c in a.configs])
 
 
 if __name__ == "__main__":
