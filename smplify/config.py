@@ -50,6 +50,23 @@ def regressor_stages() -> Tuple[Stage, ...]:
     )
 
 
+#: torch device types a fit can run on ('meta' holds no data; others are untested)
+FIT_DEVICES = ("cpu", "cuda", "mps")
+
+
+def device_problem(name: str) -> Optional[str]:
+    """Why torch device ``name`` cannot run a fit, or None (availability is the Fitter's to check)."""
+    import torch
+
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError) as e:
+        return f"device {name!r} is not a torch device ({e})"
+    if dev.type not in FIT_DEVICES:
+        return f"device {name!r} cannot run a fit: use {', '.join(FIT_DEVICES)} (e.g. cuda:1)"
+    return None
+
+
 def world_stages() -> Tuple[Stage, ...]:
     """The schedule for people with world landmarks (MediaPipe's 3D, used when FitConfig.world_weight > 0): the
     regressor's with shorter pose stages (10 and 20 iterations, not 15 and 25), which pays for the lift start and

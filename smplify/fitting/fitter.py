@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..body import BodyModel
-from ..config import FitConfig
+from ..config import FIT_DEVICES, FitConfig, device_problem
 from ..residuals import has_least_squares_form
 from .batch import Batch, make_batch
 from .flip import flip_test
@@ -78,6 +78,8 @@ class Fitter:
             self.device = torch.device(c.device)
         except RuntimeError as e:
             raise ValueError(f"device {c.device!r} is not a torch device ({e})") from None
+        if self.device.type not in FIT_DEVICES:
+            raise ValueError(device_problem(c.device))
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {c.device!r}: this torch build sees no CUDA device")
         if prior is None:

@@ -70,6 +70,10 @@ class Keypoints2D:
         return validate_keypoints(self, where)
 
 
+#: the largest photo side (px) keypoints may refer to (a 1-gigapixel panorama is 50 000 px wide)
+MAX_IMAGE_SIDE = 1_000_000
+
+
 def validate_keypoints(kps: Keypoints2D, where: str = "") -> Keypoints2D:
     """Check a person's keypoints; raise a one-line :class:`KeypointError` naming ``where``.
 
@@ -124,7 +128,69 @@ def validate_keypoints(kps: Keypoints2D, where: str = "") -> Keypoints2D:
     size = kps.image_size
     if size is None or len(size) != 2 or min(size) <= 0:
         raise KeypointError(f"{w}image size unknown or invalid: {size}")
+    if max(size) > MAX_IMAGE_SIDE:
+        raise KeypointError(f"{w}image size {int(size[0])}x{int(size[1])} is no photo's (more than "
+                            f"{MAX_IMAGE_SIDE} px a side): are the keypoints in pixels?")
     return kps
 
 
-__all__ = ["Keypoints2D", "KeypointError", "validate_keypoints", "one_line"]
+#: a confident keypoint further outside the photo than this fraction of its size is no pixel of it
+OUTSIDE_MARGIN = 0.5
+#: confident keypoints spanning less than this fraction of the photo's long side (or 4 px) are degenerate
+MIN_SPREAD = 0.02
+
+
+@dataclass
+class KeypointQuality:
+    """What :func:`keypoint_quality` found. flags: stable names ('keypoints_outside_photo',
+    'keypoints_degenerate'); warnings: the same for people; left_out: (N,) bool, confident keypoints
+    the fit must not use (far outside the photo)."""
+
+    flags: Tuple[str, ...]
+    warnings: Tuple[str, ...]
+    left_out: np.ndarray
+
+
+def keypoint_quality(kps: Keypoints2D, where: str = "", strict: bool = False) -> KeypointQuality:
+    """Quality flags of validated keypoints.
+
+    A confident keypoint more than :data:`OUTSIDE_MARGIN` × the photo's size outside it (x = 5e5 in a
+    480 px photo, 1e30) is to be left out of the fit, with a warning (chasing it puts the camera kilometres
+    away); when every confident keypoint is that far out (flag ``keypoints_all_outside_photo`` too), the
+    person cannot be fitted: ``strict`` raises a one-line :class:`KeypointError` then.
+    Confident keypoints spanning less than :data:`MIN_SPREAD` of the photo (all on one pixel) are flagged
+    degenerate: the fit runs, but says it is not meaningful. ``pseudo-gt`` rejects flagged people.
+    """
+    w = f"{where or kps.image_path or 'keypoints'}: "
+    xy = np.asarray(kps.xy, np.float64).reshape(-1, 2)
+    seen = np.asarray(kps.confidence, np.float64).reshape(-1) > 0
+    W, H = (float(v) for v in kps.image_size)
+    mx, my = OUTSIDE_MARGIN * W, OUTSIDE_MARGIN * H
+    far = seen & ((xy[:, 0] < -mx) | (xy[:, 0] > W + mx) | (xy[:, 1] < -my) | (xy[:, 1] > H + my))
+    names = tuple(kps.names)
+    example = lambda i: f"{names[i]} at ({xy[i, 0]:.4g}, {xy[i, 1]:.4g})"
+    flags, warns = [], []
+    if far.any():
+        first = int(np.where(far)[0][0])
+        flags.append("keypoints_outside_photo")
+        if far.sum() == seen.sum():
+            msg = (f"all {int(seen.sum())} confident keypoints lie far outside the {W:g}x{H:g} photo "
+                   f"(e.g. {example(first)}): not pixel coordinates of this photo")
+            if strict:
+                raise KeypointError(w + msg)
+            flags.append("keypoints_all_outside_photo")
+            warns.append(msg)
+            return KeypointQuality(tuple(flags), tuple(warns), far)
+        warns.append(f"{int(far.sum())} keypoint(s) lie far outside the {W:g}x{H:g} photo and were left out of the "
+                     f"fit (e.g. {example(first)})")
+    rest = xy[seen & ~far]
+    spread = float(np.ptp(rest, axis=0).max()) if len(rest) > 1 else 0.0
+    least = max(4.0, MIN_SPREAD * max(W, H))
+    if spread < least:
+        flags.append("keypoints_degenerate")
+        warns.append(f"degenerate keypoints: the {len(rest)} confident keypoint(s) span {spread:.3g} px (less than "
+                     f"{least:.3g} px of the {W:g}x{H:g} photo); the fit is not meaningful")
+    return KeypointQuality(tuple(flags), tuple(warns), far)
+
+
+__all__ = ["Keypoints2D", "KeypointError", "KeypointQuality", "validate_keypoints", "keypoint_quality", "one_line"]

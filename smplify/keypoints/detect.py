@@ -102,6 +102,8 @@ def _read_rgb(path, min_side: Optional[int] = None) -> Tuple[np.ndarray, Tuple[i
                 k = 1
             orient = im.getexif().get(0x0112, 1)
             im.load()  # decodes everything now: raises on truncated or corrupt data
+            if im.mode in WIDE_GRAY_MODES:  # 16-bit / 32-bit grayscale: convert("RGB") would clip to white
+                im = Image.fromarray(_gray_to_uint8(np.asarray(im), im.mode)).convert("RGB")
             if k > 1:
                 im = im.reduce(k)
             if orient in (5, 6, 7, 8):
@@ -118,6 +120,24 @@ def _read_rgb(path, min_side: Optional[int] = None) -> Tuple[np.ndarray, Tuple[i
     if rgb.ndim != 3 or min(rgb.shape[:2]) < 2:
         raise DetectionError(f"{p}: image is empty ({W}x{H})")
     return rgb, (W, H)
+
+
+#: Pillow modes of grayscale photos with more than 8 bits (16-bit PNG/TIFF open as I;16 or I)
+WIDE_GRAY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def _gray_to_uint8(a: np.ndarray, mode: str) -> np.ndarray:
+    """A wide grayscale array as uint8: 16-bit data (I;16, or I with values above 255) scaled by 255/65535,
+    8-bit data in an I image kept, float data in [0, 1] scaled by 255."""
+    a = np.asarray(a, np.float64)
+    top = float(np.nanmax(a)) if a.size else 0.0
+    if mode == "F" and top <= 1.0:
+        full = 1.0
+    elif mode.startswith("I;16") or top > 255:
+        full = 65535.0
+    else:
+        full = 255.0
+    return np.clip(np.round(np.nan_to_num(a) * (255.0 / full)), 0, 255).astype(np.uint8)
 
 
 def load_image(path) -> np.ndarray:

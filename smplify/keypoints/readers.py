@@ -73,7 +73,12 @@ def _extent_size(xy: np.ndarray, conf: np.ndarray) -> tuple:
     ok = (conf > 0) & np.isfinite(xy).all(1)
     if not ok.any():
         return (1, 1)
-    m = np.maximum(xy[ok].max(0), 1.0)
+    pts = xy[ok]
+    if len(pts) >= 4:  # a stray point (x = 5e5) must not stretch the photo: it would then lie inside it
+        d = np.abs(pts - np.median(pts, 0)).max(1)
+        if np.median(d) > 0:
+            pts = pts[d <= 10 * np.median(d)]
+    m = np.minimum(np.maximum(pts.max(0), 1.0), 1e7)
     return (int(m[0] * 1.1) + 1, int(m[1] * 1.1) + 1)
 
 
