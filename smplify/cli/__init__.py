@@ -20,6 +20,7 @@ SUBCOMMANDS = (
     "smplify.cli.detect",
     "smplify.cli.doctor",
     "smplify.cli.evaluate",
+    "smplify.cli.realcapture",
     "smplify.cli.train_prior",
     "smplify.cli.train_regressor",
     "smplify.cli.pseudogt",
