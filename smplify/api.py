@@ -54,7 +54,7 @@ def build_fitter(body: BodyModel, config: Optional[FitConfig] = None, prior=None
     cfg = config or FitConfig()
     if prior is None:
         prior = load_prior(cfg.prior, cfg.prior_path)
-    if regressor is None and cfg.init == "regressor":
+    if regressor is None and cfg.learned_start:
         regressor = load_regressor(cfg.regressor_path)
     shared = load_prior("gmm", None).mean_pose() if cfg.start_pose == "shared" else None
     return Fitter(body, cfg, prior=prior, regressor=regressor, start_pose=shared)
@@ -111,10 +111,14 @@ def keypoints_to_input(kps, body: BodyModel, camera: Optional[Camera] = None, fo
     if camera is None:
         path = image_path or getattr(kps, "image_path", None)
         camera = make_camera(tuple(kps.image_size), path if path and Path(path).exists() else None, focal)
+    world = getattr(kps, "world", None)  # MediaPipe's 3D landmarks, on the same keypoint rows
+    wvis = getattr(kps, "world_visibility", None)
     return FitInput(index=np.asarray(t.index), xy=np.asarray(t.xy, np.float32),
                     confidence=np.asarray(t.confidence, np.float32), weight=np.asarray(weight, np.float32),
                     camera=camera, names=tuple(t.names), image_path=image_path or getattr(kps, "image_path", None),
-                    tag=tag, warnings=tuple(input_warnings(kps)) + quality.warnings, flags=quality.flags)
+                    tag=tag, warnings=tuple(input_warnings(kps)) + quality.warnings, flags=quality.flags,
+                    world=None if world is None else np.asarray(world, np.float32)[t.source],
+                    world_visibility=None if world is None or wvis is None else np.asarray(wvis, np.float32)[t.source])
 
 
 def _person_in_box(people: list, bbox, where) -> list:

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..config import FitConfig
+from ..config import INITS, FitConfig
 
 
 def add_fit_options(p) -> None:
@@ -28,9 +28,14 @@ def add_fit_options(p) -> None:
     p.add_argument("--focal", type=float, help="focal length in pixels (default: EXIF, else a 55° field of view)")
     p.add_argument("--optimize-focal", action="store_true", help="refine the focal length too")
     p.add_argument("--no-flip-test", action="store_true", help="do not also try the body turned around")
-    p.add_argument("--init", default=FitConfig.init, choices=["mean", "regressor"],
-                   help=f"starting point: the learned regressor's estimate, or the prior's mean pose (SMPLify's "
-                        f"start and schedule); default {FitConfig.init}")
+    p.add_argument("--init", default=FitConfig.init, choices=list(INITS),
+                   help=f"starting point: the learned regressor's estimate, the lift of MediaPipe's world landmarks "
+                        f"(the detector's own 3D: a photo has them, a keypoint file only if written by smplify detect), "
+                        f"both (the better after the first pose stage), or the prior's mean pose (SMPLify's start and "
+                        f"schedule); default {FitConfig.init}")
+    p.add_argument("--world-weight", type=float, default=FitConfig.world_weight,
+                   help="weight of the bone-direction term on MediaPipe's world landmarks where a person has them "
+                        f"(0: ignore them); default {FitConfig.world_weight:g}")
     p.add_argument("--device", default="cpu", help="torch device of the optimisation, e.g. cuda (default: cpu)")
 
 
@@ -109,6 +114,7 @@ def config_from_args(args) -> FitConfig:
         raise CliError(f"--device: {device_problem(args.device)}")
     return FitConfig(prior=args.prior, prior_path=args.prior_file, optimizer=args.optimizer,
                      optimize_focal=args.optimize_focal, flip_test=not args.no_flip_test, init=args.init,
+                     world_weight=getattr(args, "world_weight", FitConfig.world_weight),
                      device=args.device)
 
 

@@ -28,6 +28,8 @@ class FitInput:
     tag: str = ""
     warnings: Sequence[str] = ()  # carried into the FitResult (e.g. an image size guessed from the keypoints)
     flags: Sequence[str] = ()  # input quality flags carried into the FitResult (keypoints far outside the photo...)
+    world: Optional[np.ndarray] = None  # (M, 3) the detector's 3D landmarks of the M keypoints (camera axes), if any
+    world_visibility: Optional[np.ndarray] = None  # (M,) their visibility (None: 1)
 
 
 @dataclass

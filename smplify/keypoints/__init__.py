@@ -33,6 +33,12 @@ class Keypoints2D:
     photo after EXIF rotation); confidence: (N,) in [0, 1], 0 = missing; image_size: (width, height);
     image_path: the photo, if known; bbox: (x0, y0, x1, y1) the person's box, if known;
     source: the detector or file format; meta: anything else (raw visibility, annotation id...).
+
+    world: (N, 3) float metres or None: the detector's own 3D estimate of each keypoint (MediaPipe's
+    ``pose_world_landmarks``; see :data:`smplify.keypoints.detect.WORLD_AXES`: origin midway between the
+    hips, x right, y down, z away from the camera, i.e. the camera's axes). Only MediaPipe detections
+    have it; OpenPose, COCO and array files leave it None. world_visibility: (N,) in [0, 1] (MediaPipe's
+    visibility of each world landmark), None with ``world``.
     """
 
     layout: str
@@ -44,6 +50,13 @@ class Keypoints2D:
     bbox: Optional[Tuple[float, float, float, float]] = None
     source: str = ""
     meta: dict = field(default_factory=dict)
+    world: Optional[np.ndarray] = None
+    world_visibility: Optional[np.ndarray] = None
+
+    @property
+    def has_world(self) -> bool:
+        """Whether the detector's 3D landmarks (:attr:`world`) came with these keypoints."""
+        return self.world is not None
 
     def __len__(self) -> int:
         return len(self.names)
@@ -64,7 +77,8 @@ MAX_IMAGE_SIDE = 1_000_000
 def validate_keypoints(kps: Keypoints2D, where: str = "") -> Keypoints2D:
     """Check a person's keypoints; raise a one-line :class:`KeypointError` naming ``where``.
 
-    Checked: count matches the layout; xy and confidence finite; no negative pixel coordinates
+    Checked: count matches the layout; xy and confidence finite (and the world landmarks, if any: (N, 3)
+    finite, visibility in [0, 1]); no negative pixel coordinates
     on a keypoint that has confidence (a point with confidence 0 is missing, its xy is ignored:
     MediaPipe guesses off-image points); confidence within [0, 1]; not all zero; image size known.
     """
@@ -98,6 +112,19 @@ def validate_keypoints(kps: Keypoints2D, where: str = "") -> Keypoints2D:
         raise KeypointError(f"{w}negative pixel coordinates for keypoints with confidence > 0 ({', '.join(bad)})")
     if not (conf > 0).any():
         raise KeypointError(f"{w}all keypoint confidences are zero (nobody to fit)")
+    if kps.world is not None:
+        try:
+            world = np.asarray(kps.world, np.float64)
+            wvis = np.asarray(kps.world_visibility if kps.world_visibility is not None else np.ones(n), np.float64)
+        except (TypeError, ValueError) as exc:
+            raise KeypointError(f"{w}world landmarks are not numbers ({one_line(exc)})") from None
+        if world.shape != (n, 3) or wvis.shape != (n,):
+            raise KeypointError(f"{w}expected {n} world landmarks (X, Y, Z) for layout {kps.layout}, got "
+                                f"{world.shape}, visibility {wvis.shape}")
+        if not np.isfinite(world).all() or not np.isfinite(wvis).all():
+            raise KeypointError(f"{w}world landmarks contain NaN or infinite values")
+        if (wvis < 0).any() or (wvis > 1.0 + 1e-6).any():
+            raise KeypointError(f"{w}world landmark visibility outside [0, 1]")
     size = kps.image_size
     if size is None or len(size) != 2 or min(size) <= 0:
         raise KeypointError(f"{w}image size unknown or invalid: {size}")
