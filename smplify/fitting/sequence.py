@@ -17,6 +17,7 @@ and a temporal smoothness term.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ import torch
 
 from ..camera import Camera, project
 from ..config import SequenceConfig, Stage
-from ..objective import bend_term, reprojection_term, shape_term
+from ..objective import bend_term, direction_term, reprojection_term, shape_term
 from ..optim import lbfgs
 from ..rotations import rotmat_to_rotvec, rotvec_to_rotmat
 from .batch import Batch, make_batch
@@ -147,7 +148,7 @@ def facing_flips(global_orient: torch.Tensor, known: torch.Tensor) -> torch.Tens
 
 def swap_sides(inp: FitInput) -> FitInput:
     """The same detection with left and right swapped: each 'left_*' keypoint takes its 'right_*' partner's
-    pixels and confidence and vice versa (keypoints without a partner unchanged)."""
+    pixels, confidence and world landmark and vice versa (keypoints without a partner unchanged)."""
     names = list(inp.names)
     at = {n: i for i, n in enumerate(names)}
     perm = np.arange(len(names))
@@ -155,9 +156,10 @@ def swap_sides(inp: FitInput) -> FitInput:
         other = "right" + n[4:] if n.startswith("left") else "left" + n[5:] if n.startswith("right") else n
         if other != n and other in at:
             perm[i] = at[other]
-    return FitInput(index=inp.index, xy=np.asarray(inp.xy)[perm], confidence=np.asarray(inp.confidence)[perm],
-                    weight=inp.weight, camera=inp.camera, names=inp.names, image_path=inp.image_path, init=inp.init,
-                    tag=inp.tag, warnings=tuple(inp.warnings))
+    return dataclasses.replace(
+        inp, xy=np.asarray(inp.xy)[perm], confidence=np.asarray(inp.confidence)[perm],
+        world=None if inp.world is None else np.asarray(inp.world)[perm],
+        world_visibility=None if inp.world_visibility is None else np.asarray(inp.world_visibility)[perm])
 
 
 # ---- the joint refinement --------------------------------------------------------------------------------
@@ -174,8 +176,9 @@ class SequenceRun:
 
 
 def sequence_terms(objective: Objective, x: torch.Tensor, batch: Batch, fps: float) -> dict:
-    """Every term of the joint objective, unweighted, each a scalar: data, pose_prior, bend, shape (summed
-    over frames), joint_accel (24 joints, camera coordinates, (m/s²)²), pose_accel (body pose, (rad/s²)²).
+    """Every term of the joint objective, unweighted, each a scalar: data, pose_prior, bend, shape, world (the
+    bone-direction term of MediaPipe's world landmarks; summed over frames), joint_accel (24 joints, camera
+    coordinates, (m/s²)²), pose_accel (body pose, (rad/s²)²).
     x (T, D) in ``objective.layout``; batch: T rows (a missing frame's weights are 0)."""
     sl = objective.layout
     pose = objective.body_pose_of(x)
@@ -188,16 +191,19 @@ def sequence_terms(objective: Objective, x: torch.Tensor, batch: Batch, fps: flo
         "pose_prior": (0.5 * x[:, sl["pose"]].pow(2).sum(-1) if objective.latent else objective.prior.nll(pose)).sum(),
         "bend": bend_term(pose).sum(),
         "shape": shape_term(x[:, sl["betas"]]).sum(),
+        # the bone directions of MediaPipe's world landmarks, as in a photo's fit (0 where the batch has none)
+        "world": (direction_term(sel, batch.bone_coeff, batch.bone_dir, batch.bone_w,
+                                 objective.config.world_sigma).sum() if batch.has_bones else x.new_zeros(())),
         "joint_accel": acceleration_term(out.joints, fps),
         "pose_accel": acceleration_term(pose, fps),
     }
 
 
-def sequence_total(terms: dict, stage: Stage, cfg: SequenceConfig) -> torch.Tensor:
-    """The weighted sum of :func:`sequence_terms`: ``stage``'s prior weights (the photo's last stage) and
-    the temporal weights of ``cfg``."""
+def sequence_total(terms: dict, stage: Stage, cfg: SequenceConfig, world_weight: float = 0.0) -> torch.Tensor:
+    """The weighted sum of :func:`sequence_terms`: ``stage``'s prior weights (the photo's last stage),
+    ``world_weight`` (the photo's) and the temporal weights of ``cfg``."""
     return (terms["data"] + stage.pose_prior * terms["pose_prior"] + stage.bend * terms["bend"]
-            + stage.shape * terms["shape"] + cfg.joint_accel * terms["joint_accel"]
+            + stage.shape * terms["shape"] + world_weight * terms["world"] + cfg.joint_accel * terms["joint_accel"]
             + cfg.pose_accel * terms["pose_accel"])
 
 
@@ -221,9 +227,10 @@ def refine_sequence(objective: Objective, x0: torch.Tensor, batch: Batch, fps: f
         return torch.cat([frames, betas, rest], 1)
 
     z0 = torch.cat([x0[:, :nf].reshape(-1), betas0.reshape(-1)])[None].detach()
+    ww = objective.config.world_weight
 
     def closure(z, rows=None):
-        return sequence_total(sequence_terms(objective, unpack(z), batch, fps), stage, cfg)[None]
+        return sequence_total(sequence_terms(objective, unpack(z), batch, fps), stage, cfg, ww)[None]
 
     r = lbfgs(closure, z0, max_iter=cfg.iterations, history=history, ftol=objective.config.ftol,
               max_ls=objective.config.line_search_steps)
@@ -232,7 +239,7 @@ def refine_sequence(objective: Objective, x0: torch.Tensor, batch: Batch, fps: f
         x = x0.clone()
     with torch.no_grad():
         terms = sequence_terms(objective, x, batch, fps)
-        loss = float(sequence_total(terms, stage, cfg))
+        loss = float(sequence_total(terms, stage, cfg, ww))
     return SequenceRun(x, loss, {k: float(v) for k, v in terms.items()}, int(r.iterations[0]),
                        time.perf_counter() - t0)
 
@@ -357,7 +364,8 @@ def fit_sequence(fitter, frames: Sequence[Optional[FitInput]], fps: float, frame
         x = temporal_filter(x, sigma)
         x[:, sl["global_orient"]] = go
     like = frames[rows[0]]
-    batch = make_batch([frames[i] if usable[i] else _placeholder(like) for i in range(T)], min_conf, dev)
+    batch = make_batch([frames[i] if usable[i] else _placeholder(like) for i in range(T)], min_conf, dev,
+                       bones=c.world_weight > 0)
     timings = {"per_frame": t_per}
     terms, iters = {}, 0
     if not per_frame_only:

@@ -175,8 +175,12 @@ class VideoDetector:
         conf = np.where(inside, vis, 0.0).astype(np.float32)
         if not (conf > 0).any():
             return None
+        world = None  # MediaPipe's 3D landmarks (Keypoints2D.world), as smplify.keypoints.detect keeps them
+        if res.pose_world_landmarks is not None and len(res.pose_world_landmarks.landmark) == len(lm):
+            world = np.array([[p.x, p.y, p.z] for p in res.pose_world_landmarks.landmark], np.float32)
         return Keypoints2D("mediapipe33", MEDIAPIPE33, xy, conf, (W, H), where, None, f"{DETECTOR} ({self.mode} mode)",
-                           {"visibility": [round(float(v), 4) for v in vis]})
+                           {"visibility": [round(float(v), 4) for v in vis]}, world=world,
+                           world_visibility=None if world is None else vis.astype(np.float32))
 
     def close(self) -> None:
         self._pose.close()
