@@ -76,14 +76,14 @@ def parse_bvh(path):
     values = np.array(tokens[motion_at + 6 :], np.float64)
     n_ch = sum(len(c) for _, c in channels)
     if values.size != n_frames * n_ch:
-        held, rest = divmod(values.size, n_ch)
-        if held == 0:
+        held = values.size // n_ch if n_ch else 0
+        if n_ch and values.size % n_ch == 0 and held > n_frames:
+            # exporters often declare one frame fewer than they write (3069 declared, 3070 present): read all
+            warnings.warn(f"{path}: holds {held} frames of motion but declares {n_frames}; reading all {held}",
+                          BVHFrameCountWarning, stacklevel=2)
+            n_frames = held
+        else:
             raise ValueError(f"{path}: expected {n_frames}×{n_ch} motion values, found {values.size}")
-        # real files sometimes declare one frame fewer (or more) than they hold: read what is there
-        warnings.warn(f"{Path(path).name}: 'Frames: {n_frames}' but {held} whole frames present"
-                      + (f" (+{rest} stray values dropped)" if rest else "") + "; reading the frames present",
-                      BVHFrameCountWarning, stacklevel=2)
-        n_frames, values = held, values[: held * n_ch]
     return names, parents, np.array(offsets), channels, values.reshape(n_frames, n_ch), frame_time
 
 
