@@ -9,7 +9,7 @@ from typing import Iterable, Optional
 import numpy as np
 
 from ..fileio import atomic_savez
-from .writers import write_json
+from .writers import camera_and_model_arrays, write_json
 
 #: the overlay video's long side at most (px)
 OVERLAY_MAX_SIDE = 960
@@ -18,7 +18,6 @@ OVERLAY_MAX_SIDE = 960
 def sequence_arrays(result, body_model_path: str = "") -> dict:
     """smplx's names with a leading frame axis (global_orient (T, 3), body_pose (T, 69), transl (T, 3)),
     one betas (1, S) for the clip, fps, the per-frame flags and the camera."""
-    cam = result.camera
     betas = np.asarray(result.betas, np.float32)
     return {
         "global_orient": np.asarray(result.global_orient, np.float32),
@@ -29,13 +28,7 @@ def sequence_arrays(result, body_model_path: str = "") -> dict:
         "detected": np.asarray(result.detected, bool),
         "interpolated": np.asarray(result.interpolated, bool),
         "reprojection_error_px": np.asarray(result.reprojection_px, np.float32),
-        "focal_length": np.asarray(cam.focal, np.float32),
-        "principal_point": np.asarray(cam.principal_point, np.float32),
-        "image_size": np.asarray(cam.image_size, np.int32),
-        "body_model": np.array(result.body_model),
-        "body_model_path": np.array(body_model_path),
-        "prior": np.array(result.prior),
-        "camera_convention": np.array("opencv: x right, y down, z forward; metres"),
+        **camera_and_model_arrays(result, body_model_path),
     }
 
 

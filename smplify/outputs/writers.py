@@ -22,12 +22,19 @@ OUTPUT_SUFFIXES = (".npz", ".obj", "_overlay.png", ".json")
 
 def result_arrays(result: FitResult, body_model_path: str = "") -> dict:
     """The parameters under smplx's names plus the camera; SMPL forward of these reproduces the fit."""
-    cam = result.camera
     return {
         "global_orient": result.global_orient[None].astype(np.float32),
         "body_pose": result.body_pose[None].astype(np.float32),
         "betas": result.betas[None].astype(np.float32),
         "transl": result.transl[None].astype(np.float32),
+        **camera_and_model_arrays(result, body_model_path),
+    }
+
+
+def camera_and_model_arrays(result, body_model_path: str = "") -> dict:
+    """The camera's intrinsics and which body model and prior a fit (a photo's or a clip's) belongs to."""
+    cam = result.camera
+    return {
         "focal_length": np.asarray(cam.focal, np.float32),
         "principal_point": np.asarray(cam.principal_point, np.float32),
         "image_size": np.asarray(cam.image_size, np.int32),
