@@ -1,7 +1,7 @@
 """Leave-one-group-out evaluation of pose priors: evaluation that cannot flatter.
 
-    python -m smplify.cli.crossval --out docs/results/crossval    # every group in turn (about an hour)
-    python -m smplify.cli.crossval --out /tmp/cv --groups dance,salsa --n 8 --priors none,limits,chain
+    smplify crossval --out docs/results/crossval    # every group in turn (about an hour)
+    smplify crossval --out /tmp/cv --groups dance,salsa --n 8 --priors none,limits,chain
 
 For each activity group of the open pose set (``group`` in open_poses.npz: climbing, dance, salsa,
 locomotion, exercise, sports, jumping, everyday, holosoma_climb), the learned priors are trained on

@@ -1,5 +1,5 @@
 """The new pose data readers, the chain-factorised GMM, the anatomical joint limits and the
-leave-one-group-out harness (tiny fixtures; the full evaluation is `python -m priors.crossval`)."""
+leave-one-group-out harness (tiny fixtures; the full evaluation is `smplify crossval`)."""
 import gzip
 import json
 import warnings

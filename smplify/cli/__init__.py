@@ -23,6 +23,7 @@ SUBCOMMANDS = (
     "smplify.cli.evaluate_video",
     "smplify.cli.realcapture",
     "smplify.cli.train_prior",
+    "smplify.cli.crossval",
     "smplify.cli.train_regressor",
     "smplify.cli.pseudogt",
 )

@@ -1,22 +1,18 @@
-"""`python -m smplify.cli.crossval`: leave-one-group-out evaluation of pose priors (:mod:`priors.crossval`)."""
+"""`smplify crossval` (also `python -m smplify.cli.crossval`): leave-one-group-out evaluation of pose priors
+(:mod:`priors.crossval`): each activity group held out in turn, priors and weights chosen on the rest."""
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 
-def main(argv=None) -> int:
-    import torch
-
-    from priors import crossval as cv
-
-    ap = argparse.ArgumentParser(prog="python -m smplify.cli.crossval", description=cv.__doc__.split("\n\n")[0])
+def add_parser(sub) -> None:
+    ap = sub.add_parser("crossval", help="pose priors on activity groups they never saw (leave one group out)")
     ap.add_argument("--out", required=True, help="folder for crossval.csv, summary.md, summary.json")
-    ap.add_argument("--poses", default=str(cv.OPEN_POSES), help="pose set with per-pose groups (open_poses.npz)")
-    ap.add_argument("--priors", default=cv.DEFAULT_PRIORS)
-    ap.add_argument("--scales", default=cv.DEFAULT_SCALES, help="weight scales tried for every prior but none")
+    ap.add_argument("--poses", help="pose set with per-pose groups (default: the shipped open_poses.npz)")
+    ap.add_argument("--priors", help="comma-separated (default: priors.crossval.DEFAULT_PRIORS)")
+    ap.add_argument("--scales", help="weight scales tried for every prior but none (default: priors.crossval.DEFAULT_SCALES)")
     ap.add_argument("--groups", help="comma-separated groups to hold out (default: all)")
     ap.add_argument("--n", type=int, default=12, help="bodies per group (each at every noise × dropout level)")
     ap.add_argument("--noise", default="0,8")
@@ -29,8 +25,18 @@ def main(argv=None) -> int:
     ap.add_argument("--summary-only", action="store_true", help="only (re)write the summary from the CSV")
     ap.add_argument("--auc", action="store_true",
                     help="instead: each fold prior's ROC AUC on its held-out group (real vs noisy poses) -> auc.json")
-    a = ap.parse_args(argv)
+    ap.set_defaults(func=run)
+
+
+def run(a) -> int:
+    import torch
+
+    from priors import crossval as cv
+
     out = Path(a.out)
+    a.poses = a.poses or str(cv.OPEN_POSES)
+    a.priors = a.priors or cv.DEFAULT_PRIORS
+    a.scales = a.scales or cv.DEFAULT_SCALES
     if a.auc:
         torch.set_num_threads(1)
         kinds = [k for k in a.priors.split(",") if k in ("gmm", "gmm-sharp", "chain", "vae")]
@@ -56,6 +62,12 @@ def main(argv=None) -> int:
     (out / "summary.md").write_text(cv.markdown(s))
     print(cv.markdown(s))
     return 0
+
+
+def main(argv=None) -> int:
+    from . import main as smplify_main
+
+    return smplify_main(["crossval", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
