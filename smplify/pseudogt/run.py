@@ -3,102 +3,144 @@
 Design
 ------
 * Samples are enumerated lazily and deterministically (sorted paths; COCO annotations in
-  file order), each with a stable id. ``--shard K/N`` keeps every N-th sample from K.
+  file order), each with a stable, unique id. ``--shard K/N`` keeps every N-th sample from K.
 * Samples are fitted in fixed chunks of ``--batch`` consecutive samples, so a chunk always
-  holds the same samples and fits to the same numbers, however often the run is resumed.
-* Each sample is written as ``samples/<id>.npz`` then ``samples/<id>.json`` (the JSON last,
-  both by temp-file-and-rename): a sample with its JSON is finished, anything else is not.
-  A failed sample gets ``failed/<id>.json`` with the reason. A rerun skips finished and
-  failed samples, so a run killed at any moment (even SIGKILL) resumes to the same result.
-* Only one chunk is in memory: peak memory does not grow with the dataset.
-* At the end, ``consolidate`` stacks every finished sample (sorted by id) into
-  ``pseudo_gt.npz``, writes ``quality.csv``, ``accepted.txt``, ``rejected.csv`` (with the
-  reason), ``summary.json`` and ``quality_histograms.png``. ``smplify pseudo-gt-merge``
-  combines shard folders and consolidates them.
+  holds the same samples and fits to the same numbers, however often the run is resumed and
+  wherever it runs.
+* Each finished chunk is written as ``chunks/<chunk id>.npz`` then ``chunks/<chunk id>.json``
+  (the JSON last, both by temp-file-and-rename; failed samples are in the JSON with their
+  reason). A rerun skips finished chunks, so a run killed at any moment (even SIGKILL)
+  resumes to the same result. Output files grow with chunks, not samples.
+* Where chunks run: in this process (keypoint inputs, or ``workers=1``); with ``workers=N`` on
+  photos, N detector processes (one MediaPipe graph each, built once) detect the next chunks
+  while this process fits the current one; with ``ray=ADDRESS``, each chunk is a Ray task that
+  loads, fits and writes it to the shared ``--out`` (see :mod:`.on_ray`). The results are the same.
+* One run at a time on an ``--out`` (:class:`~smplify.pseudogt.lock.RunLock`).
+* At the end, :func:`~smplify.pseudogt.consolidation.consolidate` streams the chunks into
+  ``pseudo_gt.npz``, ``quality.csv``, ``accepted.txt``, ``rejected.csv`` (with the reason),
+  ``summary.json`` and ``quality_histograms.png``; ``smplify pseudo-gt-merge`` combines
+  shard folders and consolidates them.
 """
 from __future__ import annotations
 
 import json
+import os
 import time
+from collections import deque
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
-import numpy as np
-
-from ..errors import one_line
-from ..fileio import atomic_savez, atomic_write_text
+from ..fileio import atomic_write_text
+from .chunks import Chunk, ChunkStore, check_not_legacy, plan_chunks
 from .consolidation import Thresholds, consolidate
+from .lock import RunLock
 from .samples import enumerate_samples
+from .work import FitSpec, chunk_fitter, load_samples, peak_rss_mb
 
-
-def _quality(res, fit_input, nll: float, min_confidence: float) -> dict:
-    """The numbers the thresholds judge a fit by; keypoints below ``min_confidence`` count as missing."""
-    w = fit_input.confidence >= min_confidence
-    xy = fit_input.xy[w]
-    diag = float(np.linalg.norm(xy.max(0) - xy.min(0))) if len(xy) > 1 else float("nan")
-    return {"mean_error_px": res.mean_error_px, "norm_error": res.mean_error_px / diag if diag > 0 else float("inf"),
-            "prior_nll": nll, "confident_keypoints": int(w.sum()), "converged": bool(res.converged),
-            "flipped": bool(res.flipped), "failed": bool(res.failed), "box_diagonal_px": diag}
+PIECE = 8  # photos a detector process takes at a time
 
 
 def run_pseudo_gt(src, out, prior: str = "gmm", batch: int = 64, shard=(0, 1), thresholds: Thresholds = Thresholds(),
                   config=None, progress: bool = True, max_chunks: Optional[int] = None, model: Optional[str] = None,
-                  gender: str = "neutral", focal: Optional[float] = None) -> dict:
-    """Fit every (unfinished) sample of the shard; then consolidate. Returns the summary.
+                  gender: str = "neutral", focal: Optional[float] = None, workers: Optional[int] = None,
+                  ray: Optional[str] = None) -> dict:
+    """Fit every unfinished chunk of the shard; then consolidate. Returns the summary.
 
     model/gender: the body model (as for ``smplify fit --model/--gender``); focal: the focal length
-    in pixels for every sample (default: EXIF, else a 55° field of view). A bad ``src`` raises
-    :class:`InputError` before any output is written.
+    in pixels for every sample (default: EXIF, else a 55° field of view); workers: detector
+    processes for photos (default: the number of cores; 1: all in this process); ray: run chunks
+    as Ray tasks ('auto' or an address joins a running cluster, 'local' starts one here; an
+    already initialised Ray is used as it is). A bad ``src`` raises :class:`InputError` before any
+    output is written; an ``--out`` held by another live run raises :class:`LockedError`.
     """
-    import torch
     from tqdm import tqdm
-
-    from .. import api
-    from ..outputs.writers import result_arrays, result_report
 
     src, out = Path(src), Path(out)
     k, n = shard
     samples = [s for i, s in enumerate(enumerate_samples(src)) if i % n == k]  # InputError before any output
-    (out / "samples").mkdir(parents=True, exist_ok=True)
-    (out / "failed").mkdir(exist_ok=True)
-    for stale in list((out / "samples").glob(".*.tmp")) + list((out / "failed").glob(".*.tmp")):
-        stale.unlink()  # half-written files of a killed run: never read as finished
-    done = lambda sid: (out / "samples" / f"{sid}.json").exists() or (out / "failed" / f"{sid}.json").exists()
-    fitter = api.make_fitter(prior, model, config, gender=gender)
-    yard = api.load_prior("gmm", None)
-    chunks = [samples[i : i + batch] for i in range(0, len(samples), batch)]
-    todo = [c for c in chunks if not all(done(sid) for sid, _ in c)]
-    t0 = time.time()
-    bar = tqdm(total=sum(len(c) for c in todo), desc="pseudo-gt", unit="sample", disable=not progress)
-    for ci, chunk in enumerate(todo):
-        if max_chunks is not None and ci >= max_chunks:
-            break
-        items, ids = [], []
-        for sid, load in chunk:
-            try:
-                kps = load()
-                items.append(api.keypoints_to_input(kps, fitter.body, focal=focal, tag=sid))
-                ids.append(sid)
-            except Exception as exc:  # bad photo / nobody / malformed entry: record and go on
-                if not done(sid):
-                    atomic_write_text(out / "failed" / f"{sid}.json", json.dumps({"id": sid, "reason": one_line(exc)}))
-        if items:
-            results = fitter.fit(items)
-            with torch.no_grad():
-                nll = yard.nll(torch.tensor(np.stack([r.body_pose[:63] for r in results]))).numpy()
-            for sid, it, res, nl in zip(ids, items, results, nll):
-                if done(sid):
-                    continue
-                q = _quality(res, it, float(nl), fitter.config.min_confidence)
-                arrays = dict(result_arrays(res, fitter.body.data.path), kp_index=it.index, kp_xy=it.xy,
-                              kp_confidence=it.confidence, kp_weight=it.weight)
-                atomic_savez(out / "samples" / f"{sid}.npz", **arrays)
-                rep = dict(result_report(res), id=sid, quality=q)
-                atomic_write_text(out / "samples" / f"{sid}.json", json.dumps(rep, default=float))
-        bar.update(len(chunk))
-    bar.close()
-    summary = consolidate(out, thresholds)
-    summary["fit_time_s"] = round(time.time() - t0, 2)
-    summary["throughput_samples_per_s"] = round(sum(len(c) for c in todo) / max(1e-9, time.time() - t0), 2)
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+    check_not_legacy(out)
+    workers = max(1, int(workers or os.cpu_count() or 1))
+    spec = FitSpec(prior, model, gender, config, focal)
+    with RunLock(out):
+        store = ChunkStore(out)
+        store.prepare()
+        for stale in store.dir.glob(".*.running"):
+            stale.unlink(missing_ok=True)
+        chunks = plan_chunks(samples, batch)
+        todo = [c for c in chunks if not store.finished(c.id)]
+        if max_chunks is not None:
+            todo = todo[:max_chunks]
+        total = sum(len(c.samples) for c in todo)
+        bar = tqdm(total=total, desc="pseudo-gt", unit="sample", disable=not progress, smoothing=0.05)
+        t0 = time.time()
+        try:
+            if ray is not None:
+                from .on_ray import run_on_ray
+
+                mode = f"ray {ray}"
+                run_on_ray(spec, store, todo, bar, ray, workers)
+            elif workers > 1 and any(s.kind == "photo" for c in todo for s in c.samples):
+                mode = f"{workers} detector processes"
+                _run_with_detectors(spec, store, todo, bar, workers)
+            else:
+                mode = "one process"
+                _run_inline(spec, store, todo, bar)
+        finally:
+            bar.close()
+        seconds = time.time() - t0
+        summary = consolidate(out, thresholds)
+        unfinished = sum(len(c.samples) for c in chunks if not store.finished(c.id))
+        summary.update(found=len(samples), unfinished=unfinished, mode=mode, fit_time_s=round(seconds, 2),
+                       throughput_samples_per_s=round(total / max(1e-9, seconds), 2),
+                       driver_peak_rss_mb=round(peak_rss_mb(), 1))
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     return summary
+
+
+def _run_inline(spec: FitSpec, store: ChunkStore, todo: List[Chunk], bar) -> None:
+    fitter = chunk_fitter(spec) if todo else None
+    for c in todo:
+        loaded, info = load_samples(c.samples)
+        rec, arrays = fitter.fit(c, loaded, [info])
+        store.write(rec, arrays)
+        bar.update(len(c.samples))
+
+
+def _worker_init() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # a detector process: MediaPipe's threads are enough
+
+
+def _run_with_detectors(spec: FitSpec, store: ChunkStore, todo: List[Chunk], bar, workers: int) -> None:
+    """Detector processes load (detect) the next chunks' photos, a few at a time, while this process
+    fits the chunk whose photos are all in, in chunk order: the same chunks, the same results."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    fitter = chunk_fitter(spec)
+    pending = deque()
+    upcoming = iter(todo)
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init) as pool:
+
+        def submit() -> None:
+            c = next(upcoming, None)
+            if c is not None:
+                pending.append((c, [pool.submit(load_samples, c.samples[i: i + PIECE])
+                                    for i in range(0, len(c.samples), PIECE)]))
+
+        for _ in range(2):  # this chunk and the next one queued: the detectors never wait for the fitter
+            submit()
+        while pending:
+            c, futures = pending.popleft()
+            submit()
+            loaded, infos = [], {}
+            for f in futures:
+                part, info = f.result()
+                loaded += part
+                bar.update(len(part))
+                agg = infos.setdefault(info["pid"], dict(info, samples=0))
+                agg["samples"] += info["samples"]
+                agg["peak_rss_mb"] = max(agg["peak_rss_mb"], info["peak_rss_mb"])
+            rec, arrays = fitter.fit(c, loaded, list(infos.values()))
+            store.write(rec, arrays)
