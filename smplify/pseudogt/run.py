@@ -11,10 +11,12 @@ Design
   (the JSON last, both by temp-file-and-rename; failed samples are in the JSON with their
   reason). A rerun skips finished chunks, so a run killed at any moment (even SIGKILL)
   resumes to the same result. Output files grow with chunks, not samples.
-* Where chunks run: in this process (keypoint inputs, or ``workers=1``); with ``workers=N`` on
-  photos, N detector processes (one MediaPipe graph each, built once) detect the next chunks
-  while this process fits the current one; with ``ray=ADDRESS``, each chunk is a Ray task that
-  loads, fits and writes it to the shared ``--out`` (see :mod:`.on_ray`). The results are the same.
+* Where chunks run: in this process with ``workers=1``; with ``workers=N`` on photos, N
+  detector processes (one MediaPipe graph each, built once) detect the next chunks' photos while
+  this process fits the current chunk; with ``workers=N`` on keypoints, N processes each load,
+  fit and write whole chunks; with ``ray=ADDRESS``, each chunk is a Ray task that loads, fits
+  and writes it to the shared ``--out`` (see :mod:`.on_ray`). Every chunk is fitted with the same
+  torch thread count (:data:`~smplify.pseudogt.work.FIT_THREADS`), so the results are the same.
 * One run at a time on an ``--out`` (:class:`~smplify.pseudogt.lock.RunLock`).
 * At the end, :func:`~smplify.pseudogt.consolidation.consolidate` streams the chunks into
   ``pseudo_gt.npz``, ``quality.csv``, ``accepted.txt``, ``rejected.csv`` (with the reason),
@@ -35,7 +37,7 @@ from .chunks import Chunk, ChunkStore, check_not_legacy, plan_chunks
 from .consolidation import Thresholds, consolidate
 from .lock import RunLock
 from .samples import enumerate_samples
-from .work import FitSpec, chunk_fitter, load_samples, peak_rss_mb
+from .work import FitSpec, chunk_fitter, load_samples, peak_rss_mb, run_chunk
 
 PIECE = 8  # photos a detector process takes at a time
 
@@ -82,6 +84,9 @@ def run_pseudo_gt(src, out, prior: str = "gmm", batch: int = 64, shard=(0, 1), t
             elif workers > 1 and any(s.kind == "photo" for c in todo for s in c.samples):
                 mode = f"{workers} detector processes"
                 _run_with_detectors(spec, store, todo, bar, workers)
+            elif workers > 1 and len(todo) > 1:
+                mode = f"{workers} chunk processes"
+                _run_chunk_processes(spec, store, todo, bar, workers)
             else:
                 mode = "one process"
                 _run_inline(spec, store, todo, bar)
@@ -109,19 +114,45 @@ def _run_inline(spec: FitSpec, store: ChunkStore, todo: List[Chunk], bar) -> Non
 def _worker_init() -> None:
     import torch
 
-    torch.set_num_threads(1)  # a detector process: MediaPipe's threads are enough
+    torch.set_num_threads(1)  # one core a process
+
+
+def _pool(workers: int):
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: a forked copy of a process that has run torch's thread pools can hang
+    return ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init)
+
+
+def _run_chunk_processes(spec: FitSpec, store: ChunkStore, todo: List[Chunk], bar, workers: int) -> None:
+    """Keypoint inputs: each process loads, fits and writes whole chunks (as a Ray task does)."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    out = str(store.out.resolve())
+    upcoming, running = iter(todo), {}
+    with _pool(workers) as pool:
+        while True:
+            while len(running) < 2 * workers:  # a few queued: a process never waits; bounded memory
+                c = next(upcoming, None)
+                if c is None:
+                    break
+                running[pool.submit(run_chunk, spec, out, c)] = c
+            if not running:
+                break
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for f in done:
+                f.result()
+                bar.update(len(running.pop(f).samples))
 
 
 def _run_with_detectors(spec: FitSpec, store: ChunkStore, todo: List[Chunk], bar, workers: int) -> None:
     """Detector processes load (detect) the next chunks' photos, a few at a time, while this process
     fits the chunk whose photos are all in, in chunk order: the same chunks, the same results."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
     fitter = chunk_fitter(spec)
     pending = deque()
     upcoming = iter(todo)
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init) as pool:
+    with _pool(workers) as pool:
 
         def submit() -> None:
             c = next(upcoming, None)

@@ -22,6 +22,10 @@ from .chunks import Chunk, ChunkRecord, ChunkStore
 from .samples import Sample, load_sample
 
 FAR_OUTSIDE = 0.5  # a keypoint beyond the photo by more than this fraction of its width/height is "far outside"
+#: torch threads a chunk is fitted with, in every process: float results depend on the thread count
+#: (the split of sums), so one count everywhere makes a chunk's numbers the same wherever it runs
+#: (this process, a worker process, a Ray worker on another host); parallelism comes from processes.
+FIT_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,12 @@ class ChunkFitter:
                                "reason": ld.error})
         arrays: Dict[str, np.ndarray] = {}
         if items:
-            results = self.fitter.fit(items)
+            threads = torch.get_num_threads()
+            torch.set_num_threads(FIT_THREADS)
+            try:
+                results = self.fitter.fit(items)
+            finally:
+                torch.set_num_threads(threads)
             with torch.no_grad():
                 nll = self.yard.nll(torch.tensor(np.stack([r.body_pose[:63] for r in results]))).numpy()
             rows = [result_arrays(r, self.fitter.body.data.path) for r in results]
