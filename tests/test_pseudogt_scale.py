@@ -156,6 +156,20 @@ def test_chunk_processes_equal_one_process_and_files_grow_with_chunks(tmp_path, 
     assert again["throughput_samples_per_s"] == 0 and (tmp_path / "o" / "pseudo_gt.npz").read_bytes() == before
 
 
+def test_ray_without_a_cluster_is_one_line_and_starts_none(tmp_path, capsys, monkeypatch):
+    ray = pytest.importorskip("ray")
+    from smplify.cli import main
+
+    if Path("/tmp/ray/ray_current_cluster").exists() or ray.is_initialized():
+        pytest.skip("a Ray cluster runs on this machine: --ray auto would join it")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    coco = _coco(tmp_path / "coco.json", n=1, bad=0)
+    rc = main(["pseudo-gt", str(coco), "--out", str(tmp_path / "o"), "--ray"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "--ray auto: cannot join a Ray cluster" in err, err
+    assert not (tmp_path / "o").exists() and not ray.is_initialized()
+
+
 def test_old_per_sample_folder_gets_one_line(tmp_path, capsys):
     from smplify.cli import main
 

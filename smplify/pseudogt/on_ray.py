@@ -17,7 +17,7 @@ from .work import FitSpec, run_chunk
 MAX_RETRIES = 3  # a chunk whose worker died (killed, out of memory, node lost) is run again
 
 
-def _connect(address: str, workers: int) -> bool:
+def connect(address: str, workers: int) -> bool:
     """Initialise Ray unless it is already; True if this call did (and so shuts it down)."""
     try:
         import ray
@@ -36,27 +36,29 @@ def _connect(address: str, workers: int) -> bool:
     return True
 
 
-def run_on_ray(spec: FitSpec, store: ChunkStore, todo: List[Chunk], bar, address: str, workers: int) -> None:
-    started = _connect(address, workers)
+def disconnect() -> None:
     import ray
 
-    try:
-        task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(run_chunk)
-        cap = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))  # chunks in flight: bounded memory
-        out = str(store.out.resolve())
-        upcoming, running = iter(todo), {}
-        while True:
-            while len(running) < cap:
-                c = next(upcoming, None)
-                if c is None:
-                    break
-                running[task.remote(spec, out, c)] = c
-            if not running:
+    ray.shutdown()
+
+
+def run_on_ray(spec: FitSpec, store: ChunkStore, todo: List[Chunk], bar) -> None:
+    """Run the chunks as tasks on the Ray this process is connected to (:func:`connect`)."""
+    import ray
+
+    task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(run_chunk)
+    cap = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))  # chunks in flight: bounded memory
+    out = str(store.out.resolve())
+    upcoming, running = iter(todo), {}
+    while True:
+        while len(running) < cap:
+            c = next(upcoming, None)
+            if c is None:
                 break
-            done, _ = ray.wait(list(running), num_returns=1)
-            for ref in done:
-                ray.get(ref)  # a chunk that failed for good (an error in it, not a lost worker) stops the run
-                bar.update(len(running.pop(ref).samples))
-    finally:
-        if started:
-            ray.shutdown()
+            running[task.remote(spec, out, c)] = c
+        if not running:
+            break
+        done, _ = ray.wait(list(running), num_returns=1)
+        for ref in done:
+            ray.get(ref)  # a chunk that failed for good (an error in it, not a lost worker) stops the run
+            bar.update(len(running.pop(ref).samples))

@@ -49,56 +49,72 @@ def run_pseudo_gt(src, out, prior: str = "gmm", batch: int = 64, shard=(0, 1), t
     """Fit every unfinished chunk of the shard; then consolidate. Returns the summary.
 
     model/gender: the body model (as for ``smplify fit --model/--gender``); focal: the focal length
-    in pixels for every sample (default: EXIF, else a 55° field of view); workers: detector
-    processes for photos (default: the number of cores; 1: all in this process); ray: run chunks
+    in pixels for every sample (default: EXIF, else a 55° field of view); workers: processes
+    (default: the number of cores; 1: all in this process): on photos, detector processes pipelined
+    with the fitting here; on keypoints, processes fitting whole chunks; ray: run chunks
     as Ray tasks ('auto' or an address joins a running cluster, 'local' starts one here; an
     already initialised Ray is used as it is). A bad ``src`` raises :class:`InputError` before any
     output is written; an ``--out`` held by another live run raises :class:`LockedError`.
     """
-    from tqdm import tqdm
-
     src, out = Path(src), Path(out)
     k, n = shard
     samples = [s for i, s in enumerate(enumerate_samples(src)) if i % n == k]  # InputError before any output
     check_not_legacy(out)
     workers = max(1, int(workers or os.cpu_count() or 1))
     spec = FitSpec(prior, model, gender, config, focal)
-    with RunLock(out):
-        store = ChunkStore(out)
-        store.prepare()
-        for stale in store.dir.glob(".*.running"):
-            stale.unlink(missing_ok=True)
-        chunks = plan_chunks(samples, batch)
-        todo = [c for c in chunks if not store.finished(c.id)]
-        if max_chunks is not None:
-            todo = todo[:max_chunks]
-        total = sum(len(c.samples) for c in todo)
-        bar = tqdm(total=total, desc="pseudo-gt", unit="sample", disable=not progress, smoothing=0.05)
-        t0 = time.time()
-        try:
-            if ray is not None:
-                from .on_ray import run_on_ray
+    joined = False
+    if ray is not None:
+        from . import on_ray
 
-                mode = f"ray {ray}"
-                run_on_ray(spec, store, todo, bar, ray, workers)
-            elif workers > 1 and any(s.kind == "photo" for c in todo for s in c.samples):
-                mode = f"{workers} detector processes"
-                _run_with_detectors(spec, store, todo, bar, workers)
-            elif workers > 1 and len(todo) > 1:
-                mode = f"{workers} chunk processes"
-                _run_chunk_processes(spec, store, todo, bar, workers)
-            else:
-                mode = "one process"
-                _run_inline(spec, store, todo, bar)
-        finally:
-            bar.close()
-        seconds = time.time() - t0
-        summary = consolidate(out, thresholds)
-        unfinished = sum(len(c.samples) for c in chunks if not store.finished(c.id))
-        summary.update(found=len(samples), unfinished=unfinished, mode=mode, fit_time_s=round(seconds, 2),
-                       throughput_samples_per_s=round(total / max(1e-9, seconds), 2),
-                       driver_peak_rss_mb=round(peak_rss_mb(), 1))
-        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+        joined = on_ray.connect(ray, workers)  # a bad address or no cluster: one line, nothing written
+    try:
+        with RunLock(out):
+            summary = _run(spec, out, samples, batch, thresholds, progress, max_chunks, workers, ray)
+    finally:
+        if joined:
+            on_ray.disconnect()
+    return summary
+
+
+def _run(spec: FitSpec, out: Path, samples, batch: int, thresholds: Thresholds, progress: bool,
+         max_chunks: Optional[int], workers: int, ray: Optional[str]) -> dict:
+    from tqdm import tqdm
+
+    store = ChunkStore(out)
+    store.prepare()
+    for stale in store.dir.glob(".*.running"):
+        stale.unlink(missing_ok=True)
+    chunks = plan_chunks(samples, batch)
+    todo = [c for c in chunks if not store.finished(c.id)]
+    if max_chunks is not None:
+        todo = todo[:max_chunks]
+    total = sum(len(c.samples) for c in todo)
+    bar = tqdm(total=total, desc="pseudo-gt", unit="sample", disable=not progress, smoothing=0.05)
+    t0 = time.time()
+    try:
+        if ray is not None:
+            from .on_ray import run_on_ray
+
+            mode = f"ray {ray}"
+            run_on_ray(spec, store, todo, bar)
+        elif workers > 1 and any(s.kind == "photo" for c in todo for s in c.samples):
+            mode = f"{workers} detector processes"
+            _run_with_detectors(spec, store, todo, bar, workers)
+        elif workers > 1 and len(todo) > 1:
+            mode = f"{workers} chunk processes"
+            _run_chunk_processes(spec, store, todo, bar, workers)
+        else:
+            mode = "one process"
+            _run_inline(spec, store, todo, bar)
+    finally:
+        bar.close()
+    seconds = time.time() - t0
+    summary = consolidate(out, thresholds)
+    unfinished = sum(len(c.samples) for c in chunks if not store.finished(c.id))
+    summary.update(found=len(samples), unfinished=unfinished, mode=mode, fit_time_s=round(seconds, 2),
+                   throughput_samples_per_s=round(total / max(1e-9, seconds), 2),
+                   driver_peak_rss_mb=round(peak_rss_mb(), 1))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     return summary
 
 
