@@ -22,7 +22,7 @@ from ..errors import InputError
 KEYPOINT_SUFFIXES = {".json", ".npz", ".npy"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: 100k samples in a list stay small
 class Sample:
     """One person to fit. kind: 'photo', 'keypoints' (person ``person`` of a keypoint file) or 'coco'
     (``annotation``, with its ``image`` entry); index: its place in the whole input (before sharding)."""
@@ -121,9 +121,9 @@ def _folder_samples(src: Path) -> Iterator[Sample]:
     for p in sorted(src.rglob("*")):
         if not p.is_file() or p.name.startswith("."):
             continue
-        rel = p.relative_to(src).as_posix()
+        rel, path = p.relative_to(src).as_posix(), str(p)  # one path string for every person of a file
         if p.suffix.lower() in IMAGE_SUFFIXES:
-            yield Sample(folder_sample_id(rel), "photo", str(p), index)
+            yield Sample(folder_sample_id(rel), "photo", path, index)
             index += 1
         elif p.suffix.lower() in KEYPOINT_SUFFIXES:
             try:
@@ -131,7 +131,7 @@ def _folder_samples(src: Path) -> Iterator[Sample]:
             except Exception:
                 n = 1  # the loader will report why
             for i in range(n):
-                yield Sample(folder_sample_id(rel, i if n > 1 else None), "keypoints", str(p), index, person=i)
+                yield Sample(folder_sample_id(rel, i if n > 1 else None), "keypoints", path, index, person=i)
                 index += 1
 
 
@@ -145,11 +145,12 @@ def _sha1_file(path: str) -> str:
 
 @functools.lru_cache(maxsize=2)
 def _keypoint_file(path: str, mtime_ns: int) -> Tuple[list, str]:
-    """Every person of a keypoint file (validated), and the file's SHA-1; read once per process for
-    the consecutive samples of a chunk (a file can hold thousands of people)."""
+    """Every person of a keypoint file (not validated: one bad person fails alone), and the file's
+    SHA-1; read once per process for the consecutive samples of a chunk (a file can hold thousands
+    of people). A file that cannot be read raises, for each of its samples."""
     from ..keypoints.readers import read_keypoints
 
-    return read_keypoints(path), _sha1_file(path)
+    return read_keypoints(path, validate=False), _sha1_file(path)
 
 
 def load_sample(s: Sample):
@@ -160,7 +161,9 @@ def load_sample(s: Sample):
         return detect_image(s.path), _sha1_file(s.path)
     if s.kind == "keypoints":
         people, digest = _keypoint_file(s.path, Path(s.path).stat().st_mtime_ns)
-        return people[s.person], f"{digest}#{s.person}"
+        if len(people) == 1:
+            return people[0].validate(s.path), digest
+        return people[s.person].validate(f"{s.path} person {s.person}"), f"{digest}#{s.person}"
     from ..keypoints.readers import iter_coco_people
 
     ann = s.annotation

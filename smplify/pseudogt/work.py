@@ -51,7 +51,15 @@ class Loaded:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory so far (MiB)."""
+    """This process's peak resident memory so far (MiB): VmHWM where there is /proc (ru_maxrss
+    would carry a big parent's peak across exec), else ru_maxrss."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
