@@ -150,10 +150,14 @@ def test_chunk_processes_equal_one_process_and_files_grow_with_chunks(tmp_path, 
     assert list(a["ids"]) == sorted(rows)
     for k in ("global_orient", "body_pose", "betas", "transl", "focal_length"):
         assert np.array_equal(a[k], np.stack([rows[i][k] for i in sorted(rows)])), k
-    # a resume finds everything finished and fits nothing; the result is byte-identical
-    before = (tmp_path / "o" / "pseudo_gt.npz").read_bytes()
+    # a resume finds everything finished and fits nothing; the result is the same
     again = run_pseudo_gt(coco, tmp_path / "o", workers=2, **kw)
-    assert again["throughput_samples_per_s"] == 0 and (tmp_path / "o" / "pseudo_gt.npz").read_bytes() == before
+    assert again["throughput_samples_per_s"] == 0 and again["fitted"] == 9
+    _same(a, _arrays(tmp_path / "o"))
+    from smplify.pseudogt import InputError
+
+    with pytest.raises(InputError, match="started with --batch 4 --shard 0/1"):  # other chunks: refused
+        run_pseudo_gt(coco, tmp_path / "o", **dict(kw, batch=3))
 
 
 def test_ray_without_a_cluster_is_one_line_and_starts_none(tmp_path, capsys, monkeypatch):

@@ -32,6 +32,7 @@ from collections import deque
 from pathlib import Path
 from typing import List, Optional
 
+from ..errors import InputError
 from ..fileio import atomic_write_text
 from .chunks import Chunk, ChunkStore, check_not_legacy, plan_chunks
 from .consolidation import Thresholds, consolidate
@@ -69,11 +70,26 @@ def run_pseudo_gt(src, out, prior: str = "gmm", batch: int = 64, shard=(0, 1), t
         joined = on_ray.connect(ray, workers)  # a bad address or no cluster: one line, nothing written
     try:
         with RunLock(out):
+            _check_plan(out, batch, shard)
             summary = _run(spec, out, samples, batch, thresholds, progress, max_chunks, workers, ray)
     finally:
         if joined:
             on_ray.disconnect()
     return summary
+
+
+def _check_plan(out: Path, batch: int, shard) -> None:
+    """The chunks are cut by --batch and --shard: a resume with others would fit everything again
+    into other chunks, so ``run.json`` keeps them and a resume must match."""
+    plan = {"batch": batch, "shard": f"{shard[0]}/{shard[1]}"}
+    path = out / "run.json"
+    if path.exists():
+        was = json.loads(path.read_text())
+        if {k: was.get(k) for k in plan} != plan:
+            raise InputError(f"{out}: started with --batch {was.get('batch')} --shard {was.get('shard')}; resume it "
+                             f"with those, or use a new --out")
+    else:
+        atomic_write_text(path, json.dumps(plan))
 
 
 def _run(spec: FitSpec, out: Path, samples, batch: int, thresholds: Thresholds, progress: bool,
