@@ -12,9 +12,11 @@ import statistics
 import time
 from pathlib import Path
 
+from smplify.paths import EXAMPLE_IMAGES
+
 from .common import markdown_table, peak_rss_mb, save
 
-IMAGES = Path(__file__).resolve().parent.parent / "examples" / "images"
+IMAGES = EXAMPLE_IMAGES
 
 
 def main(argv=None) -> int:

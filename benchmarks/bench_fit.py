@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from smplify import api
+from smplify import api, paths
 from smplify.evaluation.runner import evaluate_batch
 from smplify.evaluation.synthetic import make_cases
 from smplify.body.layer import BodyOutput
@@ -35,7 +35,7 @@ from smplify.keypoints.mapping import layout_targets
 
 from .common import markdown_table, peak_rss_mb, save
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = paths.ROOT
 
 
 class SmplxBody(torch.nn.Module):
@@ -124,8 +124,8 @@ def main(argv=None):
     ours = api.make_fitter("gmm")  # the default: L-BFGS
     # same schedule, same optimiser; smplx's body has no analytic Jacobian, so its gradients come from autograd
     autograd_cfg = dataclasses.replace(ours.config, analytic_gradients=False)
-    ref = Fitter(SmplxBody(body), autograd_cfg, prior=ours.prior)
-    ours_ag = Fitter(body, autograd_cfg, prior=ours.prior)  # ours with autograd too: what the Jacobian adds
+    ref = Fitter(SmplxBody(body), autograd_cfg, prior=ours.prior, regressor=ours.regressor)
+    ours_ag = Fitter(body, autograd_cfg, prior=ours.prior, regressor=ours.regressor)  # ours with autograd too: what the Jacobian adds
     for f in (lm, ours, ref, ours_ag):
         f.fit(inputs[:1])
     rows, payload = [], {}

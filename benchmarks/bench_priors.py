@@ -12,10 +12,11 @@ import torch
 from priors import get_pose_prior
 from priors.evaluate import prior_auc
 from priors.posedata import open_poses
+from smplify.paths import DOCS
 
 from .common import markdown_table, peak_rss_mb, save
 
-IMG = Path(__file__).resolve().parent.parent / "docs" / "img" / "prior_samples.png"
+IMG = DOCS / "img" / "prior_samples.png"
 
 
 def _spread(poses: np.ndarray, n: int) -> np.ndarray:

@@ -18,7 +18,7 @@ from smplify.keypoints.layouts import MEDIAPIPE33
 from smplify.keypoints.mapping import layout_targets
 from smplify.metrics import pa_mpjpe
 from smplify.regressor import load_regressor
-from smplify.paths import REGRESSOR_WEIGHTS as DEFAULT_WEIGHTS
+from smplify.paths import REGRESSOR_WEIGHTS
 from smplify.regressor.train import predict
 
 from .common import markdown_table, peak_rss_mb, save
@@ -33,7 +33,7 @@ def main(argv=None):
     cases = make_cases(body, layout_targets(MEDIAPIPE33, body.landmark_names), n=a.n, noise_levels=(0.0, 8.0),
                        dropouts=(0.0, 0.3), seed=11)
     yard = api.load_prior("gmm", None)
-    reg = load_regressor(DEFAULT_WEIGHTS, len(body.point_names))
+    reg = load_regressor(REGRESSOR_WEIGHTS, len(body.point_names))
     fi = [c.fit_input for c in cases]
     t0 = time.perf_counter()
     p = predict(reg, body, torch.tensor(np.stack([f.index for f in fi])), torch.tensor(np.stack([f.xy for f in fi])),

@@ -44,7 +44,8 @@ def main(argv=None):
             for s in [float(x) for x in a.scales.split(",")]:
                 stages = tuple(replace(st, pose_prior=st.pose_prior * s, bend=st.bend * bend,
                                        iterations=int(st.iterations * it)) for st in default_stages())
-                fitter = api.make_fitter(a.prior, config=FitConfig(stages=stages, optimizer=a.optimizer, lm_prior_scale=1.0))
+                fitter = api.make_fitter(a.prior, config=FitConfig(stages=stages, init="mean", optimizer=a.optimizer,
+                                                                      lm_prior_scale=1.0))  # SMPLify schedule, its start
                 rows = evaluate_batch(fitter, cases, a.prior, yard)
                 out = []
                 for n_, d_ in ((0.0, 0.0), (8.0, 0.3)):

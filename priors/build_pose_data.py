@@ -1,12 +1,11 @@
 """Convert the open mocap into SMPL body poses by inverse kinematics and store them.
 
-    python -m priors.build_pose_data --mocap ../shared/data/mocap --out priors/assets/open_poses.npz
+    python -m smplify.cli.build_pose_data --mocap ../shared/data/mocap --out priors/assets/open_poses.npz
 
 Sources, units and licences: shared/data/SOURCES.md (and priors/assets/ATTRIBUTION.md).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from smplify.fileio import atomic_savez
-from smplify.paths import PRIOR_ASSETS, ROOT
+from smplify.paths import PRIOR_ASSETS
 
 from .posedata import HELDOUT, OPEN_POSES
 
@@ -53,20 +52,3 @@ def build(mocap_root, out=OPEN_POSES, fps: float = 15.0, iterations: int = 400, 
                         split=split, report_json=np.array(json.dumps(report)),
                         attribution=np.array((PRIOR_ASSETS / "ATTRIBUTION.md").read_text()))
     return report
-
-
-def main(argv=None):
-    ap = argparse.ArgumentParser(description="open mocap -> SMPL body poses (IK)")
-    ap.add_argument("--mocap", default=str(ROOT.parent / "shared" / "data" / "mocap"))
-    ap.add_argument("--out", default=str(OPEN_POSES))
-    ap.add_argument("--fps", type=float, default=15.0)
-    ap.add_argument("--dedupe-angle", type=float, default=0.0,
-                    help="drop frames whose every joint is within this many rad of the last kept frame (0, the "
-                         "default: keep all; see docs/priors.md for why the shipped set keeps them)")
-    a = ap.parse_args(argv)
-    rep = build(a.mocap, a.out, a.fps, dedupe_angle=a.dedupe_angle)
-    print(json.dumps(rep, indent=1))
-
-
-if __name__ == "__main__":
-    main()

@@ -305,7 +305,7 @@ def cholesky_solve_batched(A: torch.Tensor, b: torch.Tensor, min_rows: int = 64)
 
     A CPU build factors a batch one matrix at a time on one core (LAPACK per matrix); from ``min_rows``
     rows on, the batch is split over ``torch.get_num_threads()`` Python threads (torch releases the GIL
-    inside the call), which on a 2-core machine takes ~0.6x the time. A matrix that is not positive
+    inside the call), which is faster on a multi-core machine (docs/decisions.md). A matrix that is not positive
     definite gives ok False (its x is then not to be used).
     """
     global _SOLVER_POOL

@@ -79,16 +79,16 @@ def test_open_model_matches_smplx():
     assert DEFAULT_MODEL_PATH.stat().st_size < 10 * 2**20
 
 
-def test_fast_rodrigues_matches_roma():
+def test_rotvec_to_rotmat_matches_roma():
     import roma
 
-    from smplify.body.kinematics import fast_rodrigues
+    from smplify.rotations import rotvec_to_rotmat
 
     v = torch.randn(500, 3, dtype=torch.float64) * 2
     v[:5] *= 1e-7  # near-zero rotations
-    assert torch.allclose(fast_rodrigues(v), roma.rotvec_to_rotmat(v), atol=1e-12)
+    assert torch.allclose(rotvec_to_rotmat(v), roma.rotvec_to_rotmat(v), atol=1e-12)
     g = torch.zeros(1, 3, requires_grad=True)
-    fast_rodrigues(g).sum().backward()
+    rotvec_to_rotmat(g).sum().backward()
     assert torch.isfinite(g.grad).all()
 
 
@@ -96,7 +96,7 @@ def test_rotmat_to_rotvec_and_gram_schmidt_match_roma():
     """The cold path's own rotation helpers (roma's import costs ~1 s) agree with roma, near 0 and π too."""
     import roma
 
-    from smplify.body.kinematics import fast_rodrigues, rotmat_to_rotvec
+    from smplify.rotations import rotmat_to_rotvec, rotvec_to_rotmat
     from smplify.regressor.model import gram_schmidt
 
     g = torch.Generator().manual_seed(3)
@@ -105,9 +105,9 @@ def test_rotmat_to_rotvec_and_gram_schmidt_match_roma():
                        torch.tensor([0.0, 1e-9, 1e-5, 1e-3, math.pi, math.pi - 1e-6, math.pi - 1e-3] * 4 + [2.0, 3.0],
                                     dtype=torch.float64)])
     v = axis * angle[:, None]
-    R = fast_rodrigues(v)
+    R = rotvec_to_rotmat(v)
     got = rotmat_to_rotvec(R)
-    assert torch.allclose(fast_rodrigues(got), R, atol=1e-9)  # the same rotation (±π is one rotation)
+    assert torch.allclose(rotvec_to_rotmat(got), R, atol=1e-9)  # the same rotation (±π is one rotation)
     far = angle < math.pi - 1e-3
     assert torch.allclose(got[far], roma.rotmat_to_rotvec(R)[far], atol=1e-7)
     assert got.norm(dim=-1).max() <= math.pi + 1e-9

@@ -231,8 +231,6 @@ def test_loss_curve_and_converged_flag(body):
 
 
 def test_shared_start_pose_is_the_same_for_every_prior(body):
-    from priors import get_pose_prior
-
     starts = []
     for name in ("none", "gmm", "vae"):
         f = build_fitter(body, FitConfig(prior=name, start_pose="shared"))
@@ -324,3 +322,25 @@ def test_the_schedule_follows_the_start():
     # a schedule given explicitly is kept whatever the start (no silent swap)
     assert FitConfig(init="regressor", stages=default_stages()).schedule() == default_stages()
     assert cfg.stages is None and cfg.to_dict()["stages"] == tuple(dataclasses.asdict(s) for s in regressor_stages())
+
+
+@pytest.mark.parametrize("init,analytic", [("mean", True), ("mean", False), ("regressor", True)])
+def test_lbfgs_loss_never_rises_within_a_stage(body, init, analytic):
+    """L-BFGS with a strong-Wolfe line search accepts only steps that lower the objective: within each stage
+    a row's loss curve never rises (between stages the weights change, so it may). With the GMM prior, on the
+    analytic path and on autograd's, from either start, flip test on."""
+    from smplify.config import default_stages
+
+    _, uv = _scene(body, 3, seed=17)
+    stages = tuple(dataclasses.replace(s, iterations=15) for s in default_stages())
+    cfg = FitConfig(prior="gmm", init=init, stages=stages, analytic_gradients=analytic)
+    res = build_fitter(body, cfg).fit(_inputs(uv, noise=2.0, drop=0.1))
+    for r in res:
+        assert r.optimizer == "lbfgs" and not r.restarted and sum(r.stage_iterations) == len(r.loss_curve)
+        at = 0
+        for n in r.stage_iterations:
+            seg = np.asarray(r.loss_curve[at:at + n])
+            at += n
+            assert np.isfinite(seg).all()
+            rises = np.diff(seg) > 1e-6 * np.maximum(1.0, np.abs(seg[:-1]))
+            assert not rises.any(), (init, analytic, seg)

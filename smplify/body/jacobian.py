@@ -30,30 +30,8 @@ from typing import NamedTuple, Optional, Sequence
 
 import torch
 
-from .kinematics import _SKEW, pose_features
-
-
-def rotation_and_right_jacobian(rotvec: torch.Tensor) -> tuple:
-    """Rotation matrix and right Jacobian of the rotation-vector exponential: (..., 3) -> two (..., 3, 3).
-
-    With K = [θ]× and t = |θ|: R = I + a K + b K², J_r = I − b K + c K², a = sin t / t,
-    b = (1 − cos t)/t² = ½ (sin(t/2) / (t/2))² (no cancellation at small t), c = (t − sin t)/t³. t is
-    clamped at 1e-6 (c, which does cancel, then multiplies K² of size t², so its error stays below float
-    precision). One pass shares t, the sines, K and K² (the Jacobian's hot path needs both for every
-    rotated joint); written with few tensor operations, as at batch size 1 each costs more than its arithmetic.
-    """
-    t2 = (rotvec * rotvec).sum(-1)[..., None, None]  # (..., 1, 1)
-    ts = t2.clamp(min=1e-12).sqrt()
-    sin = ts.sin()
-    a = sin / ts
-    b = (0.5 * ts).sin().div(ts).square().mul(2.0)
-    c = (ts - sin) / (ts * ts * ts)
-    K = (rotvec @ _SKEW.to(rotvec)).unflatten(-1, (3, 3))
-    K2 = K @ K
-    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device)
-    R = torch.addcmul(torch.addcmul(eye, a, K), b, K2)
-    Jr = torch.addcmul(torch.addcmul(eye, b, K, value=-1.0), c, K2)
-    return R, Jr
+from ..rotations import rotvec_to_rotmat_and_right_jacobian
+from .kinematics import pose_features
 
 
 class PointJacobian:
@@ -185,7 +163,7 @@ class PointJacobian:
         body = self.body
         B = global_orient.shape[0]
         rot = torch.cat([global_orient.reshape(B, 1, 3), body_pose.reshape(B, -1, 3)], 1)
-        R, Jr = rotation_and_right_jacobian(rot)
+        R, Jr = rotvec_to_rotmat_and_right_jacobian(rot)
         rotmats, betas, g_pos, g_rot, skin_t = body._pose(global_orient, body_pose, betas, transl, rotmats=R)
         X = G_pair = None
         points = g_pos
@@ -308,7 +286,7 @@ def rigid_moments(global_orient: torch.Tensor, transl: torch.Tensor, local: torc
     orientation and translation; root (B, 3) the root joint there. Returns points (B, M, 3), Z (B, 1, 3, 3)
     and Q (B, M, 1, 3) as in :meth:`PointJacobian.moments` (one rotated joint, the root).
     """
-    R, Jr = rotation_and_right_jacobian(global_orient)  # (B, 3, 3) each
+    R, Jr = rotvec_to_rotmat_and_right_jacobian(global_orient)  # (B, 3, 3) each
     Q = local @ R.transpose(1, 2)  # (B, M, 3): R q, the moment about the root
     points = Q + (root + transl)[:, None]
     return points, (R @ Jr)[:, None], Q[:, :, None]
@@ -316,7 +294,7 @@ def rigid_moments(global_orient: torch.Tensor, transl: torch.Tensor, local: torc
 
 def _cross(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """a × b over the last axis, (..., 3) each: torch.linalg.cross for a few rows (one operation), written out
-    per component above that (measured at (512, 24, 3): 106 vs 140 µs; at (1, 24, 3): 23 vs 3 µs)."""
+    per component above that (the faster of the two at each size; docs/decisions.md, "Cross products")."""
     if a.numel() < 3 * 1024:
         return torch.linalg.cross(a, b)
     ax, ay, az = a.unbind(-1)

@@ -10,17 +10,6 @@ from typing import Sequence
 import torch
 
 
-def rotvec_to_rotmat(rotvec: torch.Tensor) -> torch.Tensor:
-    """Axis-angle (..., 3) -> rotation matrices (..., 3, 3) (Rodrigues, via roma).
-
-    roma is imported here, not at module level: importing it pulls in torch._dynamo (about
-    1 s), which the default fit path does not need (it uses :func:`fast_rodrigues`).
-    """
-    import roma
-
-    return roma.rotvec_to_rotmat(rotvec)
-
-
 def shape_blend(template: torch.Tensor, shapedirs_t: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
     """Shaped points: template (N, 3) + betas (B, S) · shapedirs_t (S, N·3) -> (B, N, 3).
 
@@ -37,58 +26,6 @@ def pose_features(rotmats: torch.Tensor) -> torch.Tensor:
     """
     eye = torch.eye(3, dtype=rotmats.dtype, device=rotmats.device)
     return (rotmats[:, 1:] - eye).flatten(1)
-
-
-_SKEW = torch.zeros(3, 9)
-for _i, (_r, _c, _sgn) in enumerate(((2, 1, 1.0), (1, 2, -1.0), (0, 2, 1.0), (2, 0, -1.0), (1, 0, 1.0), (0, 1, -1.0))):
-    _SKEW[(0, 0, 1, 1, 2, 2)[_i], _r * 3 + _c] = _sgn
-del _i, _r, _c, _sgn
-
-
-def fast_rodrigues(rotvec: torch.Tensor) -> torch.Tensor:
-    """Axis-angle (..., 3) -> (..., 3, 3): R = I + (sin θ/θ) K + (2 sin²(θ/2)/θ²)(v vᵀ − θ² I).
-
-    K = [v]× is one matmul with a constant (3, 9) matrix. The fitter's hot path: fewer
-    tensor ops than a general converter. θ = sqrt(|v|² + 1e-16) keeps the gradient at
-    the zero rotation finite. Agrees with roma's converter to float precision (tested).
-    """
-    skew = _SKEW.to(rotvec)
-    th2 = rotvec.pow(2).sum(-1, keepdim=True)
-    th = (th2 + 1e-16).sqrt()
-    a = (th.sin() / th)[..., None]
-    b = (2 * (0.5 * th).sin().pow(2) / (th2 + 1e-16))[..., None]
-    K = (rotvec @ skew).unflatten(-1, (3, 3))
-    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device)
-    outer = rotvec[..., :, None] * rotvec[..., None, :]
-    return eye + a * K + b * (outer - th2[..., None] * eye)
-
-
-def rotmat_to_rotvec(R: torch.Tensor) -> torch.Tensor:
-    """Rotation matrices (..., 3, 3) -> axis-angle (..., 3), angle in [0, π].
-
-    Through the unit quaternion by Shepperd's method (of the four closed forms, the one whose
-    denominator is largest: max of R₀₀, R₁₁, R₂₂ and the trace), as roma does; written here because
-    importing roma pulls in torch._dynamo (~1 s), and the regressor start sits on the cold path of
-    ``smplify fit photo.jpg``. Agrees with roma to float precision (tested).
-    """
-    m = R.reshape(-1, 3, 3)
-    r00, r01, r02 = m[:, 0, 0], m[:, 0, 1], m[:, 0, 2]
-    r10, r11, r12 = m[:, 1, 0], m[:, 1, 1], m[:, 1, 2]
-    r20, r21, r22 = m[:, 2, 0], m[:, 2, 1], m[:, 2, 2]
-    tr = r00 + r11 + r22
-    cand = torch.stack([  # (n, 4 cases, xyzw), each proportional to the quaternion
-        torch.stack([1 + r00 - r11 - r22, r01 + r10, r02 + r20, r21 - r12], -1),
-        torch.stack([r01 + r10, 1 + r11 - r00 - r22, r12 + r21, r02 - r20], -1),
-        torch.stack([r02 + r20, r12 + r21, 1 + r22 - r00 - r11, r10 - r01], -1),
-        torch.stack([r21 - r12, r02 - r20, r10 - r01, 1 + tr], -1)], 1)
-    pick = torch.stack([r00, r11, r22, tr], -1).argmax(-1)
-    q = cand[torch.arange(len(m), device=m.device), pick]
-    q = q / q.norm(dim=-1, keepdim=True)
-    q = torch.where(q[:, 3:] < 0, -q, q)  # w ≥ 0: the angle in [0, π]
-    s = q[:, :3].norm(dim=-1, keepdim=True)
-    angle = 2 * torch.atan2(s, q[:, 3:])
-    scale = torch.where(s > 1e-7, angle / s.clamp(min=1e-7), 2.0 / q[:, 3:].clamp(min=1e-7))
-    return (q[:, :3] * scale).reshape(R.shape[:-2] + (3,))
 
 
 class KinematicTree:

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .kinematics import KinematicTree, fast_rodrigues, forward_kinematics, pose_features, shape_blend, skin_points
+from ..rotations import rotvec_to_rotmat
+from .kinematics import KinematicTree, forward_kinematics, pose_features, shape_blend, skin_points
 from .model_file import BodyModelData
 from .names import NUM_JOINTS
 
@@ -92,7 +93,7 @@ class BodyModel(nn.Module):
         joints given in body_pose, if the caller has them already (the hands' stay the identity)."""
         B = global_orient.shape[0]
         if rotmats is None:
-            rotmats = fast_rodrigues(torch.cat([global_orient.reshape(B, 1, 3), _as_body_pose(body_pose)], 1))
+            rotmats = rotvec_to_rotmat(torch.cat([global_orient.reshape(B, 1, 3), _as_body_pose(body_pose)], 1))
         elif rotmats.shape[1] < NUM_JOINTS:  # the joints not given (the hands) keep the identity
             pad = torch.eye(3, dtype=rotmats.dtype, device=rotmats.device).expand(B, NUM_JOINTS - rotmats.shape[1], 3, 3)
             rotmats = torch.cat([rotmats, pad], 1)

@@ -110,6 +110,7 @@ class BodyModelData:
         )
 
 
+#: smplx's vertex-joint key -> our landmark name (read both ways)
 _SMPLX_VERTEX_KEYS = {
     "nose": "nose", "reye": "right_eye", "leye": "left_eye", "rear": "right_ear", "lear": "left_ear",
     "LBigToe": "left_big_toe", "LSmallToe": "left_small_toe", "LHeel": "left_heel",
@@ -173,29 +174,10 @@ def _standard_landmarks(kind: str):
     from smplx.vertex_ids import vertex_ids
 
     table = vertex_ids["smplx" if kind == "smplx" else "smplh"]
-    src = {
-        "nose": "nose", "left_eye": "leye", "right_eye": "reye", "left_ear": "lear", "right_ear": "rear",
-        "left_big_toe": "LBigToe", "left_small_toe": "LSmallToe", "left_heel": "LHeel",
-        "right_big_toe": "RBigToe", "right_small_toe": "RSmallToe", "right_heel": "RHeel",
-        "left_thumb": "lthumb", "left_index": "lindex", "left_middle": "lmiddle", "left_ring": "lring",
-        "left_pinky": "lpinky", "right_thumb": "rthumb", "right_index": "rindex", "right_middle": "rmiddle",
-        "right_ring": "rring", "right_pinky": "rpinky",
-    }
+    src = {ours: theirs for theirs, ours in _SMPLX_VERTEX_KEYS.items()}
     names = tuple(n for n in LANDMARK_NAMES if n in src and src[n] in table)
     verts = np.array([[table[src[n]]] for n in names], np.int64)
     return names, verts, np.ones(verts.shape, np.float32)
-
-
-def _rotvec_to_matrix(r: np.ndarray) -> np.ndarray:
-    """(n, 3) axis-angle -> (n, 3, 3) rotation matrices (Rodrigues, float64)."""
-    r = np.asarray(r, np.float64).reshape(-1, 3)
-    angle = np.linalg.norm(r, axis=1)
-    axis = r / np.where(angle > 1e-12, angle, 1.0)[:, None]
-    K = np.zeros((len(r), 3, 3))
-    K[:, 0, 1], K[:, 0, 2], K[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
-    K[:, 1, 0], K[:, 2, 0], K[:, 2, 1] = axis[:, 2], -axis[:, 1], axis[:, 0]
-    s, c = np.sin(angle)[:, None, None], np.cos(angle)[:, None, None]
-    return np.eye(3) + s * K + (1 - c) * (K @ K)
 
 
 def _bake_pose(v, shapedirs, posedirs, jreg, weights, parents, full_pose):
@@ -206,7 +188,11 @@ def _bake_pose(v, shapedirs, posedirs, jreg, weights, parents, full_pose):
     shapedirs, body posedirs (V, 3, 189) turned with the vertices they move).
     """
     n = len(parents)
-    R = _rotvec_to_matrix(full_pose)
+    import torch
+
+    from ..rotations import rotvec_to_rotmat
+
+    R = rotvec_to_rotmat(torch.as_tensor(np.asarray(full_pose, np.float64).reshape(-1, 3))).numpy()
     Rg = np.zeros((n, 3, 3))
     for k in range(n):
         Rg[k] = R[k] if parents[k] < 0 else Rg[parents[k]] @ R[k]

@@ -106,6 +106,19 @@ def _fit_cases(prior, cases, csv_path, args, label=None, curves_path=None, fitte
         return run_cases(fitter, cases, csv_path, label or prior, args.batch, yard, bar.update, curves_path, keep)
 
 
+def _fresh_run(out: Path, args):
+    """results.csv and the curves file under ``out`` (a previous run's removed), the body and the cases."""
+    from .. import api
+    from ..evaluation.runner import CURVES_NAME
+
+    csv, curves = out / "results.csv", out / CURVES_NAME
+    for f in (csv, curves):
+        if f.exists():
+            f.unlink()
+    body = api.load_body()
+    return csv, curves, body, make_benchmark_cases(body, args)
+
+
 def _write_summary(out: Path, title: str, command: str) -> str:
     from ..evaluation.runner import markdown, read_rows, summarise
 
@@ -117,20 +130,12 @@ def _write_summary(out: Path, title: str, command: str) -> str:
 
 
 def run_benchmark(args) -> int:
-    from .. import api
-    from ..evaluation.runner import CURVES_NAME
-
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     fitters = _fitters([args.prior], args)
     if fitters is None:
         return 2
-    csv, curves = out / "results.csv", out / CURVES_NAME
-    for f in (csv, curves):
-        if f.exists():
-            f.unlink()
-    body = api.load_body()
-    cases = make_benchmark_cases(body, args)
+    csv, curves, body, cases = _fresh_run(out, args)
     t0 = time.time()
     try:
         _fit_cases(args.prior, cases, csv, args, curves_path=curves, fitter=fitters[args.prior])
@@ -143,7 +148,6 @@ def run_benchmark(args) -> int:
 
 
 def run_compare(args) -> int:
-    from .. import api
     from ..evaluation import plots
     from ..evaluation.runner import CURVES_NAME
 
@@ -161,12 +165,7 @@ def run_compare(args) -> int:
         from ..evaluation.images import compare_on_images
 
         return compare_on_images(priors, Path(args.images), out, fitters)
-    csv, curves = out / "results.csv", out / CURVES_NAME
-    for f in (csv, curves):
-        if f.exists():
-            f.unlink()
-    body = api.load_body()
-    cases = make_benchmark_cases(body, args)
+    csv, curves, body, cases = _fresh_run(out, args)
     interrupted = False
     grid_tags = [c.fit_input.tag for c in plots.grid_cases(cases)]
     kept = {p: dict.fromkeys(grid_tags) for p in priors}  # the grid shows these very fits, not refits

@@ -1,2 +1,3 @@
-"""Accuracy evaluation: synthetic scenes with known 3D truth, the benchmark runner, prior comparison
-(tables, plots, grids). The speed benchmarks are the top-level ``benchmarks/`` scripts."""
+"""Accuracy evaluation: fits scored against known 3D — synthetic scenes (scenes, synthetic, runner, plots,
+images: `smplify benchmark` / `compare-priors`) and the real capture (realcapture). The speed benchmarks
+are the top-level ``benchmarks/`` scripts."""

@@ -42,7 +42,7 @@ class SyntheticCase:
 def heldout_poses(path=OPEN_POSES) -> np.ndarray:
     """(N, 63) body poses of the held-out sequence(s) of the open pose set."""
     if not Path(path).exists():
-        raise FileNotFoundError(f"{path}: open pose set not found (python -m priors.build_pose_data)")
+        raise FileNotFoundError(f"{path}: open pose set not found (python -m smplify.cli.build_pose_data)")
     with np.load(path, allow_pickle=False) as z:
         poses = z["poses"].astype(np.float32)
         split = z["split"]

@@ -4,7 +4,7 @@ its analytic Gauss-Newton normal equations (:meth:`Objective.normal`, for Levenb
 L-BFGS's analytic gradient). Both are tested to agree."""
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 import torch
 

@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from ..body.kinematics import fast_rodrigues, rotmat_to_rotvec
+from ..rotations import rotmat_to_rotvec, rotvec_to_rotmat
 from .batch import Batch
 from .objective import Objective
 
@@ -76,8 +76,8 @@ def turned(x: torch.Tensor, orient: slice) -> torch.Tensor:
     """The start x turned 180° about the camera's vertical axis through the root (the flip test's
     other facing of a regressor start; the root, and so the translation, stay where they are)."""
     x = x.clone()
-    Ry = fast_rodrigues(x.new_tensor([0.0, math.pi, 0.0])).expand(len(x), 3, 3)
-    x[:, orient] = rotmat_to_rotvec(Ry @ fast_rodrigues(x[:, orient]))
+    Ry = rotvec_to_rotmat(x.new_tensor([0.0, math.pi, 0.0])).expand(len(x), 3, 3)
+    x[:, orient] = rotmat_to_rotvec(Ry @ rotvec_to_rotmat(x[:, orient]))
     return x
 
 

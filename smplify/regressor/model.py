@@ -19,7 +19,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..body.kinematics import rotmat_to_rotvec
+from ..rotations import rotmat_to_rotvec
 
 NUM_ROT = 22  # global orient + 21 body joints
 
