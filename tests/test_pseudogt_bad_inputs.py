@@ -245,3 +245,39 @@ def test_quality_gates_reject_keypoints_outside_or_degenerate(case, gated):
     assert GATES[case][1] in rows[case], rows[case]
     s = json.loads((out / "summary.json").read_text())
     assert s["accepted"] == 1 and s["rejected"] == len(GATES) and s["failed"] == 0  # the good person passes
+
+
+def _chunk(store, cid: str, ids, fingerprints, value: float) -> None:
+    from smplify.pseudogt.chunks import ChunkRecord
+
+    q = {"mean_error_px": 1.0, "norm_error": 0.01, "prior_nll": -1.0, "confident_keypoints": 17, "converged": True,
+         "flipped": False, "failed": False, "box_diagonal_px": 300.0, "outside_keypoints": 0}
+    m = len(ids)
+    store.write(ChunkRecord(cid, samples=[{"id": i, "image": f"{cid}/{i}.png", "fingerprint": f, "quality": q}
+                                          for i, f in zip(ids, fingerprints)]),
+                {"global_orient": np.full((m, 3), value, np.float32), "body_pose": np.full((m, 69), value, np.float32),
+                 "betas": np.zeros((m, 10), np.float32), "transl": np.zeros((m, 3), np.float32),
+                 "focal_length": np.ones((m, 2), np.float32), "principal_point": np.ones((m, 2), np.float32),
+                 "image_size": np.ones((m, 2), np.int32), "body_model": np.array(["m"] * m),
+                 "body_model_path": np.array(["/m.npz"] * m)})
+
+
+@pytest.mark.parametrize("same", [True, False], ids=["the same input twice", "another input under the same id"])
+def test_an_id_in_two_chunks(same, tmp_path):
+    """Overlapping chunks in one folder: the same input is kept once (the first chunk's), another is an error."""
+    from smplify.pseudogt import InputError, consolidate
+    from smplify.pseudogt.chunks import ChunkStore
+
+    store = ChunkStore(tmp_path)
+    store.prepare()
+    _chunk(store, "c00000000-aaaaaaaa", ["b", "a"], ["fb", "fa"], 1.0)
+    _chunk(store, "c00000001-bbbbbbbb", ["c", "b"], ["fc", "fb" if same else "other"], 2.0)
+    if same:
+        s = consolidate(tmp_path)
+        with np.load(tmp_path / "pseudo_gt.npz") as z:
+            assert list(z["ids"]) == ["a", "b", "c"] and list(z["global_orient"][:, 0]) == [1.0, 1.0, 2.0]
+        assert s["fitted"] == 3 and s["chunks"] == 2
+    else:
+        with pytest.raises(InputError, match=r"sample id b names two different inputs: c00000000-aaaaaaaa/b.png "
+                                             r"\(chunks/c00000000-aaaaaaaa\) and c00000001-bbbbbbbb/b.png"):
+            consolidate(tmp_path)

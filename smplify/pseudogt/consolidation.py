@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,54 +61,82 @@ class Thresholds:
 
 
 class _Index:
-    """Pass 1: the fitted samples of every chunk (ids, inputs, quality), failures, workers."""
+    """Pass 1: the fitted samples of every chunk, compactly (ids, an image number, quality as floats),
+    sorted by id with duplicates resolved; failures; the processes that did the work."""
 
     def __init__(self, store: ChunkStore):
+        self.store = store
         self.chunks: List[str] = []  # chunk ids, in reading order
-        self.rows_of: Dict[str, List[int]] = {}  # chunk -> its rows' positions in ids (-1: duplicate, dropped)
-        self.ids: List[str] = []
-        self.images: List[str] = []
-        self.quality: List[List[float]] = []
+        ids: List[str] = []  # every fitted row, in reading order
+        chunk_of, image_of, quality = [], [], []  # per chunk: numpy arrays of its rows
+        self.image_names: Dict[str, int] = {}
         self.failed: Dict[str, dict] = {}
         self.workers: Dict[tuple, dict] = {}
-        seen: Dict[str, tuple] = {}  # id -> (fingerprint, image, chunk)
-
-        def first(sid, d, cid) -> bool:
-            """True the first time an id is seen; an id seen before with another input is an error."""
-            fp, img = d.get("fingerprint", ""), d.get("image", "")
-            if sid not in seen:
-                seen[sid] = (fp, img, cid)
-                return True
-            fp0, img0, c0 = seen[sid]
-            if fp and fp0 and fp != fp0:
-                raise InputError(f"sample id {sid} names two different inputs: {img0} (chunks/{c0}) and {img} "
-                                 f"(chunks/{cid}); merge only folders made from the same data")
-            return False
-
-        for rec in store.records():
+        for c, rec in enumerate(store.records()):
             cid = rec["chunk"]
             self.chunks.append(cid)
-            rows = []
-            for d in rec["samples"]:
-                sid = d["id"]
-                if first(sid, d, cid):
-                    rows.append(len(self.ids))
-                    self.ids.append(sid)
-                    self.images.append(sys.intern(d.get("image") or ""))
-                    q = d["quality"]
-                    self.quality.append([float(q.get(k, 0) if q.get(k) is not None else np.nan) for k in QUALITY_KEYS])
-                else:
-                    rows.append(-1)
-            self.rows_of[cid] = rows
+            rows = rec["samples"]
+            ids += [d["id"] for d in rows]
+            chunk_of.append(np.full(len(rows), c, np.int32))
+            image_of.append(np.array([self.image_names.setdefault(d.get("image") or "", len(self.image_names))
+                                      for d in rows], np.int32))
+            quality.append(np.array([[np.nan if d["quality"].get(k) is None else float(d["quality"][k])
+                                      for k in QUALITY_KEYS] for d in rows], float).reshape(len(rows), len(QUALITY_KEYS)))
             for d in rec["failed"]:
-                if first(d["id"], d, cid):
-                    self.failed[d["id"]] = {"id": d["id"], "image": d.get("image"), "reason": d["reason"]}
+                old = self.failed.get(d["id"])
+                if old is None:
+                    self.failed[d["id"]] = dict(d, chunk=cid)
+                else:
+                    self._same_input(d["id"], [(old, old["chunk"]), (d, cid)])
             for w in rec.get("workers", []):
                 key = (w.get("role"), w.get("host"), w.get("pid"))
                 agg = self.workers.setdefault(key, {"role": key[0], "host": key[1], "pid": key[2], "samples": 0,
                                                     "peak_rss_mb": 0.0})
                 agg["samples"] += int(w.get("samples", 0))
                 agg["peak_rss_mb"] = max(agg["peak_rss_mb"], float(w.get("peak_rss_mb", 0)))
+        cat = lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dt)
+        self.chunk_of, self.image_of = cat(chunk_of, np.int32), cat(image_of, np.int32)
+        self.quality = np.concatenate(quality) if quality else np.zeros((0, len(QUALITY_KEYS)))
+        self.row_in_chunk = np.concatenate([np.arange(len(x)) for x in chunk_of]) if chunk_of else np.zeros(0, int)
+        # sorted by id, the first chunk first; an id again: the same input is kept once, another is an error
+        order = sorted(range(len(ids)), key=ids.__getitem__)  # a stable sort: ties stay in reading order
+        keep = [j for j in range(len(order)) if j == 0 or ids[order[j]] != ids[order[j - 1]]]
+        if len(keep) < len(order):
+            self._check_duplicates(ids, order)
+        self.order = np.array([order[j] for j in keep], np.int64)  # sorted position -> row
+        self.rank = np.full(len(ids), -1, np.int64)  # row -> sorted position (-1: a duplicate, dropped)
+        self.rank[self.order] = np.arange(len(self.order))
+        self.ids = ids
+        fitted = {ids[r] for r in self.order} if self.failed else set()
+        for sid in [k for k in self.failed if k in fitted]:  # failed once, fitted in another chunk
+            del self.failed[sid]
+
+    def _same_input(self, sid: str, entries) -> None:
+        """entries: (sample dict, chunk id) of one id; different fingerprints are an error naming both."""
+        (d0, c0), *rest = entries
+        for d, c in rest:
+            if d.get("fingerprint") and d0.get("fingerprint") and d["fingerprint"] != d0["fingerprint"]:
+                raise InputError(f"sample id {sid} names two different inputs: {d0.get('image')} (chunks/{c0}) and "
+                                 f"{d.get('image')} (chunks/{c}); merge only folders made from the same data")
+
+    def _check_duplicates(self, ids: List[str], order: List[int]) -> None:
+        """Look the duplicated ids' fingerprints up in their chunks' records (rare: overlapping folders)."""
+        dup = {}
+        for j in range(1, len(order)):
+            if ids[order[j]] == ids[order[j - 1]]:
+                dup.setdefault(ids[order[j]], {order[j - 1]}).add(order[j])
+        rows = {r for rs in dup.values() for r in rs}
+        wanted = {int(self.chunk_of[r]) for r in rows}
+        found = {}
+        for c, rec in enumerate(self.store.records()):
+            if c in wanted:
+                for i, d in enumerate(rec["samples"]):
+                    found[(c, i)] = (d, rec["chunk"])
+        for sid, rs in dup.items():
+            self._same_input(sid, [found[(int(self.chunk_of[r]), int(self.row_in_chunk[r]))] for r in sorted(rs)])
+
+    def __len__(self) -> int:
+        return len(self.order)
 
 
 def _q(row: List[float]) -> dict:
@@ -143,37 +170,83 @@ class _RowFile:
         self.fh.close()
 
 
-def _stack_chunks(store: ChunkStore, idx: _Index, rank: np.ndarray, tmpdir: Path) -> Dict[str, Path]:
-    """Pass 2: every chunk's parameter arrays written at their sorted rows; {key: .npy path}."""
+def _stack_chunks(store: ChunkStore, idx: _Index, tmpdir: Path) -> Dict[str, Path]:
+    """Pass 2: every chunk's parameter arrays written at their sorted rows; {key: .npy path}.
+    Also collects each row's body model names (few distinct values) as numbers into a small table."""
     files: Dict[str, _RowFile] = {}
-    n = len(idx.ids)
+    n = len(idx)
+    idx.models = {k: np.zeros(n, np.int32) for k in ("body_model", "body_model_path")}
+    idx.model_names = {k: {} for k in idx.models}
     try:
-        for cid in idx.chunks:
-            rows = np.asarray(idx.rows_of[cid], np.int64)
-            keep = np.flatnonzero(rows >= 0)
-            if not len(keep):
+        for c, cid in enumerate(idx.chunks):
+            rows = np.flatnonzero(idx.chunk_of == c)
+            dest = idx.rank[rows]
+            keep = dest >= 0
+            if not keep.any():
                 continue
             arrays = store.arrays(cid)
+            local = idx.row_in_chunk[rows][keep]
             for k in PARAM_KEYS:
                 if k not in files:
                     files[k] = _RowFile(tmpdir / f"{k}.npy", n, arrays[k][0])
-                files[k].put(rank[rows[keep]], arrays[k][keep], k, store.npz_path(cid))
+                files[k].put(dest[keep], arrays[k][local], k, store.npz_path(cid))
+            for k, table in idx.model_names.items():
+                names = arrays[k].tolist()
+                idx.models[k][dest[keep]] = [table.setdefault(names[i], len(table)) for i in local]
     finally:
         for f in files.values():
             f.close()
     return {k: f.path for k, f in files.items()}
 
 
-def _write_npz(path: Path, big: Dict[str, Path], small: Dict[str, np.ndarray]) -> None:
-    """One uncompressed npz (as ``np.savez``) from .npy files on disk, copied through in blocks."""
+def _npy_entry(zf: zipfile.ZipFile, key: str, dtype, n: int, blocks) -> None:
+    """An (n,) array written into the npz block by block (``blocks`` yields consecutive pieces)."""
+    dtype = np.dtype(dtype)
+    with zf.open(f"{key}.npy", "w", force_zip64=True) as fh:
+        np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                                                  "shape": (n,)})
+        for b in blocks:
+            fh.write(np.ascontiguousarray(b, dtype).tobytes())
+
+
+BLOCK = 65536
+
+
+def _string_column(zf, key: str, values, n: int) -> None:
+    """A str array from a sequence of n Python strings (or a table lookup), in blocks of BLOCK."""
+    width = max([len(v) for v in values] or [1]) or 1
+    _npy_entry(zf, key, f"<U{width}", n, (np.array(values[i: i + BLOCK], f"<U{width}") for i in range(0, n, BLOCK)))
+
+
+def _write_npz(path: Path, idx: _Index, big: Dict[str, Path], accepted: np.ndarray) -> None:
+    """``pseudo_gt.npz`` (uncompressed, as ``np.savez``): the parameter .npy files copied through,
+    the per-sample columns written in blocks."""
+    n = len(idx)
+
+    class _Sorted:  # idx.ids in sorted order, sliceable, without a second list
+        def __getitem__(self, sl):
+            return [idx.ids[r] for r in idx.order[sl]]
+
+        def __iter__(self):
+            return (idx.ids[r] for r in idx.order)
 
     def write(tmp):
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for k, p in big.items():
-                zf.write(p, f"{k}.npy")
-            for k, a in small.items():
-                with zf.open(f"{k}.npy", "w", force_zip64=True) as fh:
-                    np.lib.format.write_array(fh, np.asanyarray(a), allow_pickle=False)
+            for k in PARAM_KEYS:
+                if k in big:
+                    zf.write(big[k], f"{k}.npy")
+                else:
+                    _npy_entry(zf, k, float, 0, [])
+            _string_column(zf, "ids", _Sorted(), n)
+            for k, table in getattr(idx, "model_names", {}).items():  # per sample: whose parameters
+                names = np.array(list(table) or [""], dtype=str)
+                _npy_entry(zf, k, names.dtype, n, (names[idx.models[k][i: i + BLOCK]] for i in range(0, n, BLOCK)))
+            if not n:
+                for k in ("body_model", "body_model_path"):
+                    _npy_entry(zf, k, "<U1", 0, [])
+            _npy_entry(zf, "accepted", bool, n, [accepted])
+            for k in ("norm_error", "prior_nll", "confident_keypoints", "converged", "flipped"):
+                _npy_entry(zf, k, float, n, [idx.quality[idx.order, QUALITY_KEYS.index(k)]])
 
     atomic_write(path, write)
 
@@ -184,68 +257,51 @@ def consolidate(out, thresholds: Thresholds = Thresholds()) -> dict:
     check_not_legacy(out)
     store = ChunkStore(out)
     idx = _Index(store)
-    n = len(idx.ids)
-    order = np.array(sorted(range(n), key=idx.ids.__getitem__), np.int64)
-    rank = np.empty(n, np.int64)
-    rank[order] = np.arange(n)
-    reasons = [thresholds.reasons(_q(idx.quality[i])) for i in order]
-    accepted = np.array([not r for r in reasons], bool)
+    n = len(idx)
+    Q = idx.quality
+    accepted = np.array([not thresholds.reasons(_q(Q[r])) for r in idx.order], bool)
     tmpdir = out / f".consolidate.{os.getpid()}.tmp"
     tmpdir.mkdir(exist_ok=True)
     try:
-        big = _stack_chunks(store, idx, rank, tmpdir) if n else {}
-        small: Dict[str, np.ndarray] = {k: np.zeros((0,)) for k in PARAM_KEYS if k not in big}
-        small["ids"] = np.array([idx.ids[i] for i in order], dtype=str)
-        models = {"body_model": [None] * n, "body_model_path": [None] * n}  # per sample: whose parameters
-        for cid in idx.chunks:
-            rows = idx.rows_of[cid]
-            if any(r >= 0 for r in rows):
-                with np.load(store.npz_path(cid), allow_pickle=False) as z:
-                    for k in models:
-                        vals = z[k].tolist()
-                        for r, v in zip(rows, vals):
-                            if r >= 0:
-                                models[k][rank[r]] = sys.intern(v)
-        for k, v in models.items():
-            small[k] = np.array(v, dtype=str)
-        small["accepted"] = accepted
-        Q = np.array(idx.quality, float).reshape(n, len(QUALITY_KEYS))[order]
-        for k in ("norm_error", "prior_nll", "confident_keypoints", "converged", "flipped"):
-            small[k] = Q[:, QUALITY_KEYS.index(k)]
-        _write_npz(out / "pseudo_gt.npz", big, small)
+        big = _stack_chunks(store, idx, tmpdir) if n else {}
+        _write_npz(out / "pseudo_gt.npz", idx, big, accepted)
     finally:
         for f in tmpdir.glob("*"):
             f.unlink()
         tmpdir.rmdir()
+    images = list(idx.image_names)
 
     def write_csv(t):
         with open(t, "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(("id", "image", "accepted") + QUALITY_KEYS)
-            for j, i in enumerate(order):
-                q = _q(idx.quality[i])
-                w.writerow([idx.ids[i], idx.images[i], int(accepted[j])] + [q[k] for k in QUALITY_KEYS])
+            for j, r in enumerate(idx.order):
+                q = _q(Q[r])
+                w.writerow([idx.ids[r], images[idx.image_of[r]], int(accepted[j])] + [q[k] for k in QUALITY_KEYS])
 
     atomic_write(out / "quality.csv", write_csv)
-    atomic_write_text(out / "accepted.txt", "".join(f"{idx.ids[i]}\n" for j, i in enumerate(order) if accepted[j]))
-    fitted_ids = set(idx.ids) if idx.failed else set()
-    failed = [idx.failed[k] for k in sorted(idx.failed) if k not in fitted_ids]
+    atomic_write(out / "accepted.txt", lambda t: Path(t).write_text(
+        "".join(f"{idx.ids[r]}\n" for j, r in enumerate(idx.order) if accepted[j])))
+    failed = [{"id": k, "image": idx.failed[k].get("image"), "reason": idx.failed[k]["reason"]}
+              for k in sorted(idx.failed)]
 
     def write_rej(t):
         with open(t, "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["id", "reason"])
-            w.writerows((idx.ids[i], "; ".join(r)) for i, r in zip(order, reasons) if r)
+            w.writerows((idx.ids[r], "; ".join(thresholds.reasons(_q(Q[r]))))
+                        for j, r in enumerate(idx.order) if not accepted[j])
             w.writerows((f["id"], "failed: " + f["reason"]) for f in failed)
 
     atomic_write(out / "rejected.csv", write_rej)
     n_acc = int(accepted.sum())
+    models = sorted(getattr(idx, "model_names", {}).get("body_model_path", {}))
     summary = {"samples": n + len(failed), "fitted": n, "accepted": n_acc, "rejected": n - n_acc,
                "failed": len(failed), "chunks": len(idx.chunks), "thresholds": thresholds.__dict__,
-               "body_models": sorted(set(small["body_model_path"].tolist())),  # more than one: a resume changed --model
+               "body_models": models,  # more than one: a resume changed --model
                "failures": failed[:20],
                "workers": sorted(idx.workers.values(), key=lambda w: (str(w["host"]), str(w["role"]), w["pid"] or 0))}
-    _histograms(Q, accepted, out / "quality_histograms.png", thresholds)
+    _histograms(Q[idx.order], accepted, out / "quality_histograms.png", thresholds)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     return summary
 

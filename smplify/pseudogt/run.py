@@ -71,7 +71,9 @@ def run_pseudo_gt(src, out, prior: str = "gmm", batch: int = 64, shard=(0, 1), t
     try:
         with RunLock(out):
             _check_plan(out, batch, shard)
-            summary = _run(spec, out, samples, batch, thresholds, progress, max_chunks, workers, ray)
+            chunks, found = plan_chunks(samples, batch), len(samples)
+            del samples  # the chunks hold them; _run lets them go before consolidating
+            summary = _run(spec, out, chunks, found, thresholds, progress, max_chunks, workers, ray)
     finally:
         if joined:
             on_ray.disconnect()
@@ -92,15 +94,15 @@ def _check_plan(out: Path, batch: int, shard) -> None:
         atomic_write_text(path, json.dumps(plan))
 
 
-def _run(spec: FitSpec, out: Path, samples, batch: int, thresholds: Thresholds, progress: bool,
+def _run(spec: FitSpec, out: Path, chunks: List[Chunk], found: int, thresholds: Thresholds, progress: bool,
          max_chunks: Optional[int], workers: int, ray: Optional[str]) -> dict:
+    """Fit the unfinished chunks, then consolidate. Empties ``chunks`` before consolidating (memory)."""
     from tqdm import tqdm
 
     store = ChunkStore(out)
     store.prepare()
     for stale in store.dir.glob(".*.running"):
         stale.unlink(missing_ok=True)
-    chunks = plan_chunks(samples, batch)
     todo = [c for c in chunks if not store.finished(c.id)]
     if max_chunks is not None:
         todo = todo[:max_chunks]
@@ -125,9 +127,11 @@ def _run(spec: FitSpec, out: Path, samples, batch: int, thresholds: Thresholds, 
     finally:
         bar.close()
     seconds = time.time() - t0
-    summary = consolidate(out, thresholds)
     unfinished = sum(len(c.samples) for c in chunks if not store.finished(c.id))
-    summary.update(found=len(samples), unfinished=unfinished, mode=mode, fit_time_s=round(seconds, 2),
+    chunks.clear()
+    del todo
+    summary = consolidate(out, thresholds)
+    summary.update(found=found, unfinished=unfinished, mode=mode, fit_time_s=round(seconds, 2),
                    throughput_samples_per_s=round(total / max(1e-9, seconds), 2),
                    driver_peak_rss_mb=round(peak_rss_mb(), 1))
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
