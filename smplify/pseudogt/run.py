@@ -147,18 +147,14 @@ def _run_inline(spec: FitSpec, store: ChunkStore, todo: List[Chunk], bar) -> Non
         bar.update(len(c.samples))
 
 
-def _worker_init() -> None:
-    import torch
-
-    torch.set_num_threads(1)  # one core a process
-
-
 def _pool(workers: int):
+    """Spawned processes (a forked copy of a process that has run torch's thread pools can hang).
+    A detector process imports MediaPipe, not torch (start-up in seconds); a chunk process builds
+    its fitter once and fits with FIT_THREADS."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    # spawn, not fork: a forked copy of a process that has run torch's thread pools can hang
-    return ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init)
+    return ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
 
 
 def _run_chunk_processes(spec: FitSpec, store: ChunkStore, todo: List[Chunk], bar, workers: int) -> None:

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Tuple
 
-from ..api import IMAGE_SUFFIXES
 from ..errors import InputError
 
 KEYPOINT_SUFFIXES = {".json", ".npz", ".npy"}
@@ -115,6 +114,7 @@ def _coco_samples(src: Path, d: dict) -> Iterator[Sample]:
 
 
 def _folder_samples(src: Path) -> Iterator[Sample]:
+    from ..api import IMAGE_SUFFIXES  # here, not at the top: a detector process needs no torch
     from ..keypoints.readers import read_keypoints
 
     index = 0
