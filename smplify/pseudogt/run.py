@@ -147,6 +147,18 @@ def _run_inline(spec: FitSpec, store: ChunkStore, todo: List[Chunk], bar) -> Non
         bar.update(len(c.samples))
 
 
+def _exit_with_parent(parent: int) -> None:
+    """A worker process ends when the run that started it is gone (killed: nothing else would end it)."""
+    import threading
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _pool(workers: int):
     """Spawned processes (a forked copy of a process that has run torch's thread pools can hang).
     A detector process imports MediaPipe, not torch (start-up in seconds); a chunk process builds
@@ -154,7 +166,8 @@ def _pool(workers: int):
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
+    return ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_exit_with_parent,
+                               initargs=(os.getpid(),))
 
 
 def _run_chunk_processes(spec: FitSpec, store: ChunkStore, todo: List[Chunk], bar, workers: int) -> None:
