@@ -147,9 +147,20 @@ class GMMPrior:
                 raise ValueError(f"{path}: not a GMM pickle (missing {exc})") from None
             except ValueError as exc:
                 raise ValueError(f"{path}: {exc}") from None
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta_json"])) if "meta_json" in z.files else {}
-            return cls(z["means"], z["covars"], z["weights"], meta)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if not hasattr(z, "files"):
+                    raise ValueError("a single array, not an npz")
+                meta = json.loads(str(z["meta_json"])) if "meta_json" in z.files else {}
+                return cls(z["means"], z["covars"], z["weights"], meta)
+        except KeyError as exc:
+            raise ValueError(f"{path}: not a GMM prior (no {exc} array)") from None
+        except (ValueError, OSError, EOFError) as exc:
+            reason = " ".join(str(exc).split())
+            if "pickled" in reason:  # numpy's word for anything that is not an npy/npz
+                reason = "not an .npz file"
+            raise ValueError(f"{path}: not a GMM prior file (an .npz with means, covars and weights, or SMPLify's "
+                             f"gmm_08.pkl): {reason}") from None
 
 
 def _progress_mixture(components: int, progress: bool, **kw):

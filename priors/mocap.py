@@ -6,6 +6,7 @@ copied into SMPL poses (:mod:`priors.ik` fits SMPL to the positions).
 from __future__ import annotations
 
 from dataclasses import dataclass
+import warnings
 from pathlib import Path
 from typing import List, Tuple
 
@@ -59,7 +60,13 @@ def parse_bvh(path):
     values = np.array(tokens[motion_at + 6 :], np.float64)
     n_ch = sum(len(c) for _, c in channels)
     if values.size != n_frames * n_ch:
-        raise ValueError(f"{path}: expected {n_frames}×{n_ch} motion values, found {values.size}")
+        held = values.size // n_ch if n_ch else 0
+        if n_ch and values.size % n_ch == 0 and held > n_frames:
+            # exporters often declare one frame fewer than they write (3069 declared, 3070 present): read all
+            warnings.warn(f"{path}: holds {held} frames of motion but declares {n_frames}; reading all {held}")
+            n_frames = held
+        else:
+            raise ValueError(f"{path}: expected {n_frames}×{n_ch} motion values, found {values.size}")
     return names, parents, np.array(offsets), channels, values.reshape(n_frames, n_ch), frame_time
 
 

@@ -28,6 +28,10 @@ def mirror_poses(poses: np.ndarray) -> np.ndarray:
     return p.reshape(-1, 63)
 
 
+#: largest axis-angle value (radians) a pose file may hold; AMASS stays well inside 2π
+MAX_ROTATION = 50.0
+
+
 def _check(poses: np.ndarray, where) -> np.ndarray:
     poses = np.asarray(poses, np.float32)
     if poses.ndim != 2 or poses.shape[1] != 63:
@@ -36,6 +40,10 @@ def _check(poses: np.ndarray, where) -> np.ndarray:
         raise PoseDataError(f"{where}: no poses")
     if not np.isfinite(poses).all():
         raise PoseDataError(f"{where}: poses contain NaN or infinite values")
+    big = float(np.abs(poses).max()) if poses.size else 0.0
+    if big > MAX_ROTATION:
+        raise PoseDataError(f"{where}: poses contain values up to {big:.3g}; axis-angle rotations are radians "
+                            f"(|value| <= {MAX_ROTATION:g})")
     return poses
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import os
 import time
 from pathlib import Path
@@ -195,11 +196,21 @@ class VAEPrior:
         if want and _sha256(path) != want:
             raise VAEFileError(f"{path}: weights do not match their metadata {meta_path.name} (SHA-256 differs: "
                                f"a save was interrupted or one file was replaced); retrain, or restore both files")
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+        if not (magic.startswith(b"PK") or magic[:1] == b"\x80"):  # torch.save writes a zip (old: a pickle)
+            raise VAEFileError(f"{path}: not a torch weights file (expected a .pt written by torch.save).")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            if "weights only" not in str(exc).lower():  # not a torch file at all (text, garbage)
+                raise VAEFileError(f"{path}: not a torch weights file ({' '.join(str(exc).split())[:120]}).") from None
+            # weights_only refused a global: the file would run code
+            raise VAEFileError(f"{path}: refused: it holds pickled Python objects (code that would run on loading), "
+                               f"not plain tensor weights; smplify loads only state dicts of tensors.") from None
         except Exception as exc:
-            raise VAEFileError(f"{path}: cannot read VAE weights ({type(exc).__name__}: "
-                               f"{' '.join(str(exc).split())[:160]})") from None
+            first = " ".join(str(exc).split()).split(". ")[0].rstrip(".")[:200]
+            raise VAEFileError(f"{path}: cannot read VAE weights ({type(exc).__name__}: {first}).") from None
         if not isinstance(state, dict):
             raise VAEFileError(f"{path}: expected a state dict, got {type(state).__name__}")
         try:

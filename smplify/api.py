@@ -54,7 +54,7 @@ def build_fitter(body: BodyModel, config: Optional[FitConfig] = None, prior=None
     cfg = config or FitConfig()
     if prior is None:
         prior = load_prior(cfg.prior, cfg.prior_path)
-    if regressor is None and cfg.init == "regressor":
+    if regressor is None and cfg.learned_start:
         regressor = load_regressor(cfg.regressor_path)
     shared = load_prior("gmm", None).mean_pose() if cfg.start_pose == "shared" else None
     return Fitter(body, cfg, prior=prior, regressor=regressor, start_pose=shared)
@@ -80,27 +80,45 @@ def input_warnings(kps) -> List[str]:
 
 
 def keypoints_to_input(kps, body: BodyModel, camera: Optional[Camera] = None, focal: Optional[float] = None,
-                       image_path=None, tag: str = "") -> FitInput:
+                       image_path=None, tag: str = "", strict: bool = False) -> FitInput:
     """Map a :class:`~smplify.keypoints.Keypoints2D` onto the body model's points.
 
     The keypoints are validated first (NaN/inf, negative pixels, all-zero confidence, wrong count,
     no image size): a one-line :class:`~smplify.keypoints.KeypointError`, not a failed optimisation.
+    Confident keypoints far outside the photo get table weight 0 (the fit ignores them; their
+    confidence stays, for quality gates) and, with those all on one pixel, quality flags and warnings
+    (:func:`~smplify.keypoints.keypoint_quality`). ``strict``: a person with no usable keypoint left
+    (all far outside the photo) raises a one-line :class:`~smplify.keypoints.KeypointError` instead.
     """
-    from .keypoints import validate_keypoints
+    from .keypoints import keypoint_quality, validate_keypoints
     from .keypoints.mapping import build_targets
 
     if not all(hasattr(kps, a) for a in ("layout", "names", "xy", "confidence", "image_size")):
         raise InputError(f"{tag or 'input'}: expected a photo path, a keypoint file path or a Keypoints2D, "
                          f"got {type(kps).__name__}")
-    validate_keypoints(kps, str(image_path or getattr(kps, "image_path", None) or tag or "keypoints"))
+    where = str(image_path or getattr(kps, "image_path", None) or tag or "keypoints")
+    validate_keypoints(kps, where)
+    quality = keypoint_quality(kps, where, strict=strict)
+    unused = quality.left_out | ~(np.asarray(kps.confidence) > 0)
+    # unused points keep their xy, clamped within reach of the photo (still "far outside" for a gate):
+    # weight 0 × (1e30)² would be NaN, not 0
+    w, h = (float(v) for v in kps.image_size)
+    xy = np.asarray(kps.xy, np.float64)
+    xy = np.where(unused[:, None], np.clip(xy, [-w, -h], [2 * w, 2 * h]), xy)
+    kps = replace(kps, xy=xy.astype(np.float32))
     t = build_targets(kps, body.landmark_names)
+    weight = np.where(quality.left_out[np.asarray(t.source, np.int64)], 0.0, t.table_weight)
     if camera is None:
         path = image_path or getattr(kps, "image_path", None)
         camera = make_camera(tuple(kps.image_size), path if path and Path(path).exists() else None, focal)
+    world = getattr(kps, "world", None)  # MediaPipe's 3D landmarks, on the same keypoint rows
+    wvis = getattr(kps, "world_visibility", None)
     return FitInput(index=np.asarray(t.index), xy=np.asarray(t.xy, np.float32),
-                    confidence=np.asarray(t.confidence, np.float32), weight=np.asarray(t.table_weight, np.float32),
+                    confidence=np.asarray(t.confidence, np.float32), weight=np.asarray(weight, np.float32),
                     camera=camera, names=tuple(t.names), image_path=image_path or getattr(kps, "image_path", None),
-                    tag=tag, warnings=tuple(input_warnings(kps)))
+                    tag=tag, warnings=tuple(input_warnings(kps)) + quality.warnings, flags=quality.flags,
+                    world=None if world is None else np.asarray(world, np.float32)[t.source],
+                    world_visibility=None if world is None or wvis is None else np.asarray(wvis, np.float32)[t.source])
 
 
 def _person_in_box(people: list, bbox, where) -> list:
@@ -150,9 +168,9 @@ def fit_many(inputs: Sequence[Union[str, Path, object]], prior: str = "gmm", mod
         if isinstance(src, (str, Path)):
             people = read_inputs(src, bbox=bbox, layout=layout, image_size=image_size, image_id=image_id)
             for i, k in enumerate(people):
-                items.append(keypoints_to_input(k, fitter.body, focal=focal, tag=f"{Path(src).stem}:{i}"))
+                items.append(keypoints_to_input(k, fitter.body, focal=focal, tag=f"{Path(src).stem}:{i}", strict=True))
         else:
-            items.append(keypoints_to_input(src, fitter.body, focal=focal))
+            items.append(keypoints_to_input(src, fitter.body, focal=focal, strict=True))
     return fitter.fit(items)
 
 
@@ -176,12 +194,35 @@ def posed_mesh(body: BodyModel, result: FitResult) -> np.ndarray:
         return body.mesh(*p).vertices[0].numpy()
 
 
-def write_overlay(path, result: FitResult, vertices: np.ndarray, faces: np.ndarray) -> Path:
-    """The mesh over the photo with the fitted camera, beside a side view (PNG)."""
+#: the overlay's photo half is at most this many pixels on its long side (a 12000x9000 photo would give
+#: a 24000x9000 PNG that Pillow refuses to open with its default decompression-bomb limit)
+OVERLAY_MAX_SIDE = 4096
+
+
+def overlay_image(result: FitResult, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """The mesh over the photo with the fitted camera, beside a side view: (H, 2W, 3) uint8, the photo
+    scaled down to :data:`OVERLAY_MAX_SIDE` on its long side (camera scaled with it). Raises a one-line
+    :class:`~smplify.keypoints.detect.DetectionError` when the photo is missing or unreadable."""
     from .keypoints.detect import load_image
-    from .outputs.render import overlay_with_side_view, save_png
+    from .outputs.render import overlay_with_side_view
 
     image = load_image(result.image_path)
     cam = result.camera
-    save_png(path, overlay_with_side_view(image, vertices, faces, cam.focal, cam.principal_point))
-    return Path(path)
+    focal, pp = np.asarray(cam.focal, np.float64), np.asarray(cam.principal_point, np.float64)
+    H, W = image.shape[:2]
+    s = min(1.0, OVERLAY_MAX_SIDE / max(H, W))
+    if s < 1.0:
+        from PIL import Image
+
+        size = (max(1, round(W * s)), max(1, round(H * s)))
+        sx, sy = size[0] / W, size[1] / H
+        image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+        focal, pp = focal * np.array([sx, sy]), pp * np.array([sx, sy])
+    return overlay_with_side_view(image, vertices, faces, tuple(focal), tuple(pp))
+
+
+def write_overlay(path, result: FitResult, vertices: np.ndarray, faces: np.ndarray) -> Path:
+    """:func:`overlay_image` written as a PNG (atomically)."""
+    from .outputs.render import save_png
+
+    return save_png(path, overlay_image(result, vertices, faces))

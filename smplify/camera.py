@@ -58,14 +58,55 @@ def focal_from_exif(path, image_size: Tuple[int, int]) -> Optional[float]:
     return None
 
 
+#: focal lengths (px) accepted at all, whatever the photo: a 1-pixel focal or a million-pixel one is a typo
+FOCAL_RANGE_PX = (1.0, 1e6)
+#: fields of view (degrees, across the longer side) a focal length may give for its photo
+FOV_RANGE_DEG = (1.0, 170.0)
+
+
+def fov_of(focal: float, image_size: Tuple[int, int]) -> float:
+    """Field of view (degrees) across the longer image side for a focal length in pixels."""
+    return math.degrees(2 * math.atan(0.5 * max(image_size) / focal))
+
+
+def focal_problem(focal, image_size: Optional[Tuple[int, int]] = None) -> Optional[str]:
+    """Why ``focal`` (px) cannot be a focal length (for a photo of ``image_size``), or None if it can.
+
+    Refused: not a number, NaN, infinite, outside :data:`FOCAL_RANGE_PX`, and with a size, a field of
+    view outside :data:`FOV_RANGE_DEG` (e.g. 5e5 px on a 640 px photo is 0.07°: a telescope, not a camera).
+    """
+    try:
+        f = float(focal)
+    except (TypeError, ValueError):
+        return f"not a number: {focal!r}"
+    lo, hi = FOCAL_RANGE_PX
+    if not math.isfinite(f) or not lo <= f <= hi:
+        return f"must be a number of pixels between {lo:g} and {hi:g}, got {f:g}"
+    if image_size is not None and min(image_size) > 0:
+        fov, (a, b) = fov_of(f, image_size), FOV_RANGE_DEG
+        if not a <= fov <= b:
+            w, h = (int(v) for v in image_size)
+            return f"{f:g} px gives a {fov:.3g}° field of view on a {w}x{h} photo (expected {a:g}-{b:g}°)"
+    return None
+
+
 def make_camera(image_size: Tuple[int, int], image_path=None, focal: Optional[float] = None,
                 fov_deg: float = DEFAULT_FOV_DEG) -> Camera:
-    """Intrinsics for an image: ``focal`` if given, else EXIF, else the field-of-view default."""
+    """Intrinsics for an image: ``focal`` if given, else EXIF, else the field-of-view default.
+
+    A given ``focal`` that :func:`focal_problem` refuses raises a one-line ``ValueError``; an EXIF
+    focal length it refuses (broken metadata) is ignored in favour of the field-of-view default.
+    """
     w, h = image_size
     if focal is not None:
+        problem = focal_problem(focal, image_size)
+        if problem:
+            raise ValueError(f"focal length {problem}")
         f, src = float(focal), "user"
     else:
         f = focal_from_exif(image_path, image_size) if image_path is not None else None
+        if f is not None and focal_problem(f, image_size):
+            f = None
         src = "exif" if f else "fov-default"
         f = f or focal_from_fov(image_size, fov_deg)
     return Camera((f, f), (w / 2.0, h / 2.0), (int(w), int(h)), src)

@@ -2,7 +2,7 @@
 with the command that measured it: docs/decisions.md."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Optional, Tuple
 
 
@@ -50,6 +50,35 @@ def regressor_stages() -> Tuple[Stage, ...]:
     )
 
 
+#: torch device types a fit can run on ('meta' holds no data; others are untested)
+FIT_DEVICES = ("cpu", "cuda", "mps")
+
+
+def device_problem(name: str) -> Optional[str]:
+    """Why torch device ``name`` cannot run a fit, or None (availability is the Fitter's to check)."""
+    import torch
+
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError) as e:
+        return f"device {name!r} is not a torch device ({e})"
+    if dev.type not in FIT_DEVICES:
+        return f"device {name!r} cannot run a fit: use {', '.join(FIT_DEVICES)} (e.g. cuda:1)"
+    return None
+
+
+def world_stages() -> Tuple[Stage, ...]:
+    """The schedule for people with world landmarks (MediaPipe's 3D, used when FitConfig.world_weight > 0): the
+    regressor's with shorter pose stages (10 and 20 iterations, not 15 and 25), which pays for the lift start and
+    the bone term; on training poses it was as good or better (docs/world-landmarks.md)."""
+    s = regressor_stages()
+    return (s[0], replace(s[1], iterations=10), replace(s[2], iterations=20))
+
+
+#: the starts (FitConfig.init); the first three start near the answer and share the regressor's schedule
+INITS = ("regressor", "lift", "regressor+lift", "mean")
+
+
 @dataclass
 class FitConfig:
     """All knobs of a fit. Defaults are what `smplify fit` uses."""
@@ -72,7 +101,18 @@ class FitConfig:
     flip_decided_ratio: Optional[float] = None
     # regressor: the learned regressor's estimate (shorter schedule); mean: the prior's mean pose, translation by
     # similar triangles, SMPLify's schedule. The regressor start is the more accurate and faster (docs/decisions.md)
-    init: str = "regressor"
+    # lift: the start lifted from MediaPipe's world landmarks (smplify.lift: IK from the mean pose, the regressor's
+    # shape); regressor+lift: the regressor's start (and, under the flip test, turned around) and the lift's through
+    # the flip stages, the lowest loss goes on. Without world landmarks both are the regressor's start
+    # (docs/world-landmarks.md)
+    init: str = "regressor+lift"
+    # MediaPipe's world landmarks (Keypoints2D.world), where a person has them: λ of the robust bone-direction term
+    # (objective.direction_term; the torso's bones only in a torso-only stage; 0: ignore them) and its
+    # Geman-McClure scale (chordal distance of unit vectors); tuned on training poses (docs/world-landmarks.md)
+    world_weight: float = 500.0
+    world_sigma: float = 0.5
+    lift_prior_weight: float = 2e-5  # the lift's GMM and bend weights (IK in metres²), tuned on training poses
+    lift_iterations: int = 4  # the lift's L-BFGS iterations (4 and 60 gave the same fits)
     start_pose: str = "prior"  # prior: each prior's own mean pose | shared: the shipped GMM's mean for every prior
     regressor_path: Optional[str] = None  # regressor weights (default: the shipped ones)
     # a regressor start leaves a joint whose rotation no visible keypoint constrains (legs outside the photo)
@@ -105,19 +145,27 @@ class FitConfig:
         if self.flip_decided_ratio is not None and not self.flip_decided_ratio >= 1.0:
             raise ValueError(f"flip_decided_ratio must be at least 1 (the better facing always goes on), "
                              f"not {self.flip_decided_ratio}")
-        if self.init not in ("regressor", "mean"):
-            raise ValueError(f"init must be 'regressor' or 'mean', not {self.init!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, not {self.init!r}")
         if self.start_pose not in ("prior", "shared"):
             raise ValueError(f"start_pose must be 'prior' or 'shared', not {self.start_pose!r}")
         if self.stages is not None:
             self.stages = tuple(self.stages)
 
-    def schedule(self) -> Tuple[Stage, ...]:
+    def schedule(self, world: bool = False) -> Tuple[Stage, ...]:
         """The stages a fit runs: :attr:`stages` if given, else the start's own schedule (the regressor's
-        shorter one from its start, SMPLify's from the mean pose)."""
+        shorter one from its start, SMPLify's from the mean pose); ``world``: for people with world landmarks
+        (where :attr:`world_weight` > 0), :func:`world_stages` instead of the regressor's."""
         if self.stages is not None:
             return self.stages
-        return regressor_stages() if self.init == "regressor" else default_stages()
+        if not self.learned_start:
+            return default_stages()
+        return world_stages() if world and self.world_weight > 0 else regressor_stages()
+
+    @property
+    def learned_start(self) -> bool:
+        """The start is an estimate near the answer (the regressor's, the lift's, or the better of both)."""
+        return self.init != "mean"
 
     def decided_ratio(self, optimizer: str) -> Optional[float]:
         """:attr:`flip_decided_ratio` resolved for this start and optimiser ('lbfgs', 'lm', 'adam'; None: both
@@ -126,12 +174,12 @@ class FitConfig:
         facing back more often, so both keep the whole test (docs/decisions.md, "Flip test")."""
         if self.flip_decided_ratio is not None:
             return self.flip_decided_ratio
-        return 3.0 if self.init == "regressor" and optimizer == "lbfgs" else None
+        return 3.0 if self.learned_start and optimizer == "lbfgs" else None
 
     @property
     def carry_memory(self) -> bool:
         """:attr:`lbfgs_carry_memory` resolved for this start."""
-        return self.init == "regressor" if self.lbfgs_carry_memory is None else self.lbfgs_carry_memory
+        return self.learned_start if self.lbfgs_carry_memory is None else self.lbfgs_carry_memory
 
     def to_dict(self) -> dict:
         """Every field, the schedule resolved (:meth:`schedule`)."""

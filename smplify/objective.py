@@ -59,3 +59,23 @@ def bend_term(body_pose: torch.Tensor) -> torch.Tensor:
     growing exponentially for hyper-extension. body_pose (B, ≥63) -> (B,)."""
     sign = body_pose.new_tensor(BEND_SIGN)
     return torch.exp(body_pose[:, list(BEND_INDEX)] * sign).pow(2).sum(-1)
+
+
+def bone_vectors(points: torch.Tensor, coeff: torch.Tensor) -> torch.Tensor:
+    """Bone vectors as combinations of points: d_b = Σ_k c_bk P_k (a bone may end at a midpoint).
+    points (B, K, 3); coeff (B, nb, K) -> (B, nb, 3)."""
+    return coeff @ points
+
+
+def direction_term(points: torch.Tensor, coeff: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
+                   sigma: float) -> torch.Tensor:
+    """Robust bone-direction term: Σ_b w_b ρ(‖u_b − û_b‖²), u_b = d_b / ‖d_b‖ the body's bone directions,
+    û_b the target's (unit), ρ Geman-McClure with scale ``sigma``. Free of the body's scale and
+    translation (directions only); the camera frame's rotation stays (it tells the facing).
+
+    Args: points (B, K, 3); coeff (B, nb, K) (:func:`bone_vectors`); target (B, nb, 3) unit vectors;
+    weight (B, nb) ≥ 0. Returns (B,).
+    """
+    d = bone_vectors(points, coeff)
+    u = d / d.norm(dim=-1, keepdim=True).clamp(min=1e-9)
+    return (weight * gmof((u - target).pow(2).sum(-1), sigma)).sum(-1)

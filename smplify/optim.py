@@ -161,10 +161,10 @@ def lbfgs(closure: Closure, x0: torch.Tensor, max_iter: int = 30, history: int =
     valid = torch.zeros(B, history, dtype=torch.bool, device=dev)
     gamma = torch.ones(B, device=dev, dtype=dt)
     slot_order: list[int] = []  # ring slots, oldest first
-    if memory is not None and memory["S"].shape[-1] == D:  # go on from the newest pairs, oldest first
+    if memory is not None and memory["S"].shape[-1] == D and len(memory["order"]):  # newest pairs, oldest first
         n = min(history, len(memory["order"]))
         keep_slots = memory["order"][-n:]
-        idx = torch.tensor(keep_slots, device=dev)
+        idx = torch.tensor(keep_slots, dtype=torch.long, device=dev)
         S[:, :n], Y[:, :n], valid[:, :n] = memory["S"][:, idx], memory["Y"][:, idx], memory["valid"][:, idx]
         gamma = memory["gamma"].clone()
         slot_order = list(range(n))

@@ -135,3 +135,41 @@ def pose_prior_normal(prior, pose: torch.Tensor, hessian: bool = True) -> Tuple[
         raise ValueError(f"pose prior {name!r} has no least-squares form")
     f, g, k = prior.best_component(pose[:, :63])  # g for every component in one product, then each row's
     return f, g, (prior.half_precisions[k] if hessian else None)  # H: (B, 63, 63), only where it is wanted
+
+
+def _direction_parts(points, coeff, target, weight, sigma):
+    """What :func:`direction_chain` and :func:`direction_gradient` share (few operations: at batch 1 each
+    costs more than its arithmetic)."""
+    d = coeff @ points  # (B, nb, 3) bone vectors
+    inv_len = d.square().sum(-1, keepdim=True).clamp_(min=1e-18).rsqrt_()  # 1/‖d‖
+    e = torch.addcmul(-target, d, inv_len)  # u − û
+    den2 = e.square().sum(-1, keepdim=True).add_(sigma * sigma).reciprocal_()  # 1/(σ² + ‖e‖²)
+    a = weight.clamp(min=0).sqrt().unsqueeze(-1).mul(den2.sqrt()).mul_(sigma)  # (B, nb, 1)
+    return d, inv_len, e, den2, a, a * e
+
+
+def direction_chain(points: torch.Tensor, coeff: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
+                    sigma: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The bone-direction term (:func:`smplify.objective.direction_term`) as least squares.
+
+    ‖r_b‖² = w_b σ² ‖e_b‖² / (σ² + ‖e_b‖²) with e_b = u_b − û_b, r_b = √w_b σ / √(σ² + ‖e_b‖²) · e_b.
+    Args: points (B, K, 3); coeff (B, nb, K); target (B, nb, 3) unit; weight (B, nb).
+    Returns r (B, nb, 3) and D (B, nb, 3, 3) = ∂r_b/∂d_b, so ∂r_b/∂x = D_b Σ_k c_bk ∂P_k/∂x.
+    """
+    d, inv_len, e, den2, a, r = _direction_parts(points, coeff, target, weight, sigma)
+    u = d * inv_len
+    eye = torch.eye(3, dtype=points.dtype, device=points.device)
+    A = a[..., None] * (eye - (den2 * e)[..., None] * e[..., None, :])  # ∂r/∂e
+    Pu = (eye - u[..., None] * u[..., None, :]) * inv_len[..., None]  # ∂u/∂d = (I − uuᵀ)/‖d‖
+    return r, A @ Pu
+
+
+def direction_gradient(points: torch.Tensor, coeff: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
+                       sigma: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The residuals of :func:`direction_chain` and v_k = Σ_b c_bk D_bᵀ r_b per point, without forming D
+    (A r = a² σ² den² e as for the reprojection). Same arguments; returns r (B, nb, 3), v (B, K, 3)."""
+    d, inv_len, e, den2, a, r = _direction_parts(points, coeff, target, weight, sigma)
+    Ar = r * (a * den2).mul_(sigma * sigma)
+    inv2 = inv_len.square()
+    Dtr = (Ar - d * ((d * Ar).sum(-1, keepdim=True) * inv2)).mul_(inv_len)  # (I − uuᵀ) A r / ‖d‖
+    return r, coeff.transpose(1, 2) @ Dtr

@@ -27,6 +27,6 @@ def test_doctor_names_a_missing_model_and_exits_1(tmp_path, capsys):
     rc = main(["doctor", "--model", str(missing)])
     out = capsys.readouterr().out
     assert rc == 1 and "[MISSING] body model" in out and str(missing) in out
-    rc = main(["doctor", "--json", "--model", str(missing)])  # JSON: the report says it (status 0: it was written)
+    rc = main(["doctor", "--json", "--model", str(missing)])  # JSON: the same status as the plain report (issue 17)
     bm = json.loads(capsys.readouterr().out)["body_model"]
-    assert rc == 0 and bm["name"] is None and bm["path"] == str(missing) and bm["error"]
+    assert rc == 1 and bm["name"] is None and bm["path"] == str(missing) and bm["error"]

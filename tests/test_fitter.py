@@ -310,10 +310,11 @@ def test_flip_test_turns_the_regressor_start_about_the_vertical():
 def test_the_schedule_follows_the_start():
     from dataclasses import replace
 
-    from smplify.config import default_stages, regressor_stages
+    from smplify.config import default_stages, regressor_stages, world_stages
 
     cfg = FitConfig()
-    assert cfg.init == "regressor" and cfg.schedule() == regressor_stages() and cfg.flip_test and cfg.carry_memory
+    assert cfg.init == "regressor+lift" and cfg.schedule() == regressor_stages() and cfg.flip_test and cfg.carry_memory
+    assert cfg.schedule(world=True) == world_stages() and replace(cfg, world_weight=0.0).schedule(True) == regressor_stages()
     mean = replace(cfg, init="mean")
     assert mean.schedule() == default_stages() and not mean.carry_memory
     assert replace(mean, init="regressor").schedule() == regressor_stages()

@@ -164,10 +164,10 @@ def test_detect_command_goes_on_after_failures(tmp_path, capsys):
     cap = capsys.readouterr()
     assert rc == 1
     last = cap.out.strip().splitlines()[-1]
-    assert last.startswith("3 images: 2 ok, 1 failed (text.jpg: not an image")
+    assert last == "3 images: 2 ok, 1 failed (text.jpg)"  # the reason only once, on its error line
     assert f"error: {txt}: not an image" in cap.err and len(cap.err.strip().splitlines()) == 1
     d = json.loads((out / "astronaut.json").read_text())
-    assert d["format"] == "smplify-keypoints/1" and d["image_size"] == [512, 512]
+    assert d["format"] == "smplify-keypoints/2" and d["image_size"] == [512, 512]
     assert d["detector"].startswith("mediapipe 0.10.21 pose_landmark_full")
     kp = d["people"][0]["keypoints"]
     assert len(kp) == 33 and kp[0]["name"] == "nose" and {"x", "y", "visibility", "confidence"} <= set(kp[0])

@@ -51,3 +51,17 @@ def test_perfect_inputs_fit_close_to_the_truth():
     assert [r.frame for r in rows] == [0, 30] and all(not r.failed for r in rows)
     assert all(r.pa_mpjpe_mm < 120 for r in rows)
     assert "cam_01" in rc.summary_table(rows)
+
+
+@pytest.mark.e2e
+def test_detections_keep_world_landmarks_and_score_them_unfitted(tmp_path, monkeypatch):
+    """Detected frames carry MediaPipe's world landmarks; scored unfitted, they land in the capture's range."""
+    monkeypatch.setenv("SMPLIFY_CACHE", str(tmp_path))
+    cap = rc.load_capture()
+    (inp,) = rc.capture_inputs(cap, "detected", frames=[10], cameras=["3"])
+    k = inp.keypoints
+    assert k.has_world and k.world.shape == (33, 3) and k.world_visibility.shape == (33,)
+    assert np.abs(k.world[[k.names.index("left_hip"), k.names.index("right_hip")]].mean(0)).max() < 0.01
+    (row,) = rc.raw_world_rows(cap, frames=[10], cameras=["3"])  # from the cache written above
+    assert row.label == "world landmarks (unfitted)" and 20 < row.pa_mpjpe_mm < 200
+    assert "world landmarks" in rc.summary_table([row])

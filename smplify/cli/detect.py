@@ -59,6 +59,9 @@ def run_detect(args) -> int:
     from ..keypoints.detect import detect_image, load_image, write_keypoints_json
     from ..keypoints.draw import save_drawing
 
+    if not str(args.out).strip():
+        print("error: --out is empty: name an output folder", file=sys.stderr)
+        return 2
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -88,8 +91,7 @@ def run_detect(args) -> int:
         print(f"{img}: {seen}/{len(kps.names)} keypoints visible -> {js}")
     n = len(args.images)
     summary = f"{n} image{'s' if n != 1 else ''}: {n - len(failed)} ok, {len(failed)} failed"
-    if failed:
-        summary += " (" + "; ".join(f"{name}: {why}" for name, why in failed) + ")"
+    if failed:  # which ones; each reason was printed once already, on its own error line
+        summary += " (" + ", ".join(name for name, _ in failed) + ")"
     print(summary)
     return 1 if failed else 0
-

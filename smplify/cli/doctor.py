@@ -1,5 +1,5 @@
-"""`smplify doctor [--json]`: what is found and what is missing; exit status 1 if the body model or
-the detector is missing."""
+"""`smplify doctor [--json]`: what is found and what is missing; exit status 1 (with --json too) if the
+body model or the detector is missing or refused."""
 from __future__ import annotations
 
 import json
@@ -9,11 +9,12 @@ def run(args) -> int:
     from ..doctor import collect
 
     report = collect(getattr(args, "model", None))
-    if args.json:
-        print(json.dumps(report, indent=2))
-        return 0
-    ok = lambda b: "ok     " if b else "MISSING"
     bm = report["body_model"]
+    healthy = bool(bm.get("name")) and report["detector"]["found"]
+    if args.json:  # the same exit status as the plain report: 1 when something is missing or refused
+        print(json.dumps(report, indent=2))
+        return 0 if healthy else 1
+    ok = lambda b: "ok     " if b else "MISSING"
     print(f"python {report['python']}, torch {report['torch']}")
     if bm.get("name"):
         print(f"[ok     ] body model  {bm['name']}: {bm['vertices']} vertices, {bm['joints']} joints, "
@@ -29,7 +30,7 @@ def run(args) -> int:
     print("licensed files (optional; nobody needs them to get started):")
     for name, where in report["licensed_files"].items():
         print(f"  - {name}: {where}")
-    return 0 if bm.get("name") and det["found"] else 1
+    return 0 if healthy else 1
 
 
 def add_parser(sub) -> None:

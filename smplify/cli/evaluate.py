@@ -53,10 +53,34 @@ def add_parser(sub) -> None:
     q.set_defaults(func=run_compare, default_start_pose="shared", default_init="mean")
 
 
+def _numbers(text: str, option: str, lo: float, hi: float, hi_open: bool = False) -> list:
+    """'0,3,8' -> [0.0, 3.0, 8.0], each in [lo, hi] (or [lo, hi)); else a one-line :class:`CliError`."""
+    import math
+
+    from ..cli import CliError
+
+    try:
+        vals = [float(x) for x in str(text).split(",")]
+    except ValueError:
+        vals = []
+    ok = vals and all(math.isfinite(v) and lo <= v and (v < hi if hi_open else v <= hi) for v in vals)
+    if not ok:
+        rng = f"[{lo:g}, {hi:g}{')' if hi_open else ']'}"
+        raise CliError(f"{option} must be comma-separated numbers in {rng}, got {text!r}")
+    return vals
+
+
 def _levels(args):
+    """(noise levels, dropout levels) from the options; bad values (and --n < 1, --batch < 1) raise
+    :class:`CliError` (one line, exit status 2)."""
+    from ..cli import CliError
+
     if args.quick:
         args.n, args.noise, args.dropout = QUICK["n"], QUICK["noise"], QUICK["dropout"]
-    return [float(x) for x in args.noise.split(",")], [float(x) for x in args.dropout.split(",")]
+    if args.n < 1 or args.batch < 1:
+        raise CliError(f"--n and --batch must be at least 1, got --n {args.n} --batch {args.batch}")
+    return (_numbers(args.noise, "--noise", 0.0, 1000.0),
+            _numbers(args.dropout, "--dropout", 0.0, 1.0, hi_open=True))
 
 
 def make_benchmark_cases(body, args):
@@ -130,11 +154,12 @@ def _write_summary(out: Path, title: str, command: str) -> str:
 
 
 def run_benchmark(args) -> int:
+    _levels(args)  # bad --n/--noise/--dropout: one line, exit 2, before anything is loaded or written
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     fitters = _fitters([args.prior], args)
     if fitters is None:
         return 2
+    out.mkdir(parents=True, exist_ok=True)
     csv, curves, body, cases = _fresh_run(out, args)
     t0 = time.time()
     try:
@@ -151,8 +176,8 @@ def run_compare(args) -> int:
     from ..evaluation import plots
     from ..evaluation.runner import CURVES_NAME
 
+    _levels(args)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     priors = [p.strip() for p in args.priors.split(",") if p.strip()]
     for p in priors:
         if p not in ("none", "gmm", "vae"):
@@ -161,6 +186,7 @@ def run_compare(args) -> int:
     fitters = _fitters(priors, args)
     if fitters is None:
         return 2
+    out.mkdir(parents=True, exist_ok=True)
     if args.images:
         from ..evaluation.images import compare_on_images
 

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..config import FitConfig
+from ..config import INITS, FitConfig
 
 
 def add_fit_options(p) -> None:
@@ -28,9 +28,14 @@ def add_fit_options(p) -> None:
     p.add_argument("--focal", type=float, help="focal length in pixels (default: EXIF, else a 55° field of view)")
     p.add_argument("--optimize-focal", action="store_true", help="refine the focal length too")
     p.add_argument("--no-flip-test", action="store_true", help="do not also try the body turned around")
-    p.add_argument("--init", default=FitConfig.init, choices=["mean", "regressor"],
-                   help=f"starting point: the learned regressor's estimate, or the prior's mean pose (SMPLify's "
-                        f"start and schedule); default {FitConfig.init}")
+    p.add_argument("--init", default=FitConfig.init, choices=list(INITS),
+                   help=f"starting point: the learned regressor's estimate, the lift of MediaPipe's world landmarks "
+                        f"(the detector's own 3D: a photo has them, a keypoint file only if written by smplify detect), "
+                        f"both (the better after the first pose stage), or the prior's mean pose (SMPLify's start and "
+                        f"schedule); default {FitConfig.init}")
+    p.add_argument("--world-weight", type=float, default=FitConfig.world_weight,
+                   help="weight of the bone-direction term on MediaPipe's world landmarks where a person has them "
+                        f"(0: ignore them); default {FitConfig.world_weight:g}")
     p.add_argument("--device", default="cpu", help="torch device of the optimisation, e.g. cuda (default: cpu)")
 
 
@@ -96,8 +101,20 @@ def input_options(args) -> dict:
 
 
 def config_from_args(args) -> FitConfig:
+    """The FitConfig of the fit options; a bad --focal or --device raises :class:`smplify.cli.CliError`
+    (one line, exit status 2) before anything is loaded or written."""
+    from ..camera import focal_problem
+    from . import CliError
+    from ..config import device_problem
+
+    focal = getattr(args, "focal", None)
+    if focal is not None and focal_problem(focal):
+        raise CliError(f"--focal {focal_problem(focal)}")
+    if device_problem(args.device):
+        raise CliError(f"--device: {device_problem(args.device)}")
     return FitConfig(prior=args.prior, prior_path=args.prior_file, optimizer=args.optimizer,
                      optimize_focal=args.optimize_focal, flip_test=not args.no_flip_test, init=args.init,
+                     world_weight=getattr(args, "world_weight", FitConfig.world_weight),
                      device=args.device)
 
 
@@ -111,12 +128,10 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-#: the files written per person, after its stem
-OUTPUT_SUFFIXES = (".npz", ".obj", "_overlay.png", ".json")
-
-
 def _clobbered_input(out: Path, stems, inputs):
     """(output path, input) where an output file would overwrite an input file, else None."""
+    from ..outputs.writers import OUTPUT_SUFFIXES
+
     ins = {}
     for src in inputs:
         try:
@@ -133,13 +148,13 @@ def _clobbered_input(out: Path, stems, inputs):
 
 def run(args) -> int:
     from .. import api
-    from ..outputs.mesh_io import write_obj
-    from ..outputs.writers import result_report, write_json, write_npz
+    from ..fileio import WriteError, remove_stale_temps
+    from ..outputs.writers import OUTPUT_SUFFIXES, write_fit_outputs
     from .detect import unique_stem
 
     opts = input_options(args)  # bad --bbox/--layout/--image-size: one line, exit 2
     out = Path(args.out)
-    cfg = config_from_args(args)
+    cfg = config_from_args(args)  # bad --focal/--device: one line, exit 2
     t0 = time.perf_counter()
     try:
         fitter = api.make_fitter(cfg.prior, args.model, cfg, gender=args.gender)
@@ -153,7 +168,7 @@ def run(args) -> int:
             base = Path(src).stem
             for i, k in enumerate(people):  # unique stems: a/x.jpg and b/x.jpg must not overwrite each other
                 stem = unique_stem(base + (f"_{i}" if len(people) > 1 else ""), used)
-                items.append(api.keypoints_to_input(k, fitter.body, focal=args.focal, tag=stem))
+                items.append(api.keypoints_to_input(k, fitter.body, focal=args.focal, tag=stem, strict=True))
         except Exception as exc:
             msg = str(exc) if str(exc).startswith(str(src)) else f"{src}: {exc}"
             print(f"error: {msg}", file=sys.stderr)
@@ -163,25 +178,33 @@ def run(args) -> int:
         print(f"error: refusing to write {clash[0]}: it would overwrite the input {clash[1]}; "
               f"choose another --out", file=sys.stderr)
         return 2
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        print(f"error: {out}: cannot create output folder ({exc.strerror or exc})", file=sys.stderr)
-        return 2
+    if items:  # nothing to fit: no empty --out left behind
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"error: {out}: cannot create output folder ({exc.strerror or exc})", file=sys.stderr)
+            return 2
+        for suffix in OUTPUT_SUFFIXES:  # temporaries of fits killed while writing (whatever their stems)
+            remove_stale_temps(out, f"*{suffix}")
     results = fitter.fit(items) if items else []
-    body_path = fitter.body.data.path
+    written = 0
     for res in results:
         stem = res.tag
-        write_npz(res, out / f"{stem}.npz", body_path)
-        mesh = api.posed_mesh(fitter.body, res)
-        write_obj(out / f"{stem}.obj", mesh, fitter.body.faces.numpy())
-        if not args.no_overlay and res.image_path and Path(res.image_path).suffix.lower() in api.IMAGE_SUFFIXES:
-            api.write_overlay(out / f"{stem}_overlay.png", res, mesh, fitter.body.faces.numpy())
-        write_json(result_report(res), out / f"{stem}.json")
+        try:  # a person's files replaced as a set: all or none of them
+            write_fit_outputs(res, fitter.body, out, stem, overlay=not args.no_overlay)
+        except WriteError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failures.append(str(exc))
+            continue
+        written += 1
+        for w in res.warnings:
+            if w.startswith("overlay not written"):
+                print(f"warning: {stem}: {w}", file=sys.stderr)
         flag = " (flipped)" if res.flipped else ""
         warn = f"  warnings: {'; '.join(res.warnings)}" if res.warnings else ""
         print(f"{stem}: mean reprojection error {res.mean_error_px:.1f} px, {res.iterations} iterations{flag}{warn}")
-    n = len(args.inputs)
-    print(f"{len(results)} people fitted from {n - len(failures)} of {n} inputs in {time.perf_counter() - t0:.2f} s; "
-          f"outputs in {out}/" + (f"; {len(failures)} failed" if failures else ""))
+    n, unwritten = len(args.inputs), len(results) - written
+    where = f"outputs in {out}/" if written else "nothing written"
+    print(f"{written} people fitted from {n - (len(failures) - unwritten)} of {n} inputs in "
+          f"{time.perf_counter() - t0:.2f} s; {where}" + (f"; {len(failures)} failed" if failures else ""))
     return 1 if failures else 0

@@ -23,16 +23,53 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
+#: fewest distinct poses (after mirroring) a VAE is trained on: fewer is memorising, not a prior
+VAE_MIN_POSES = 100
+
+
+def _out_problem(out: Path, kind: str):
+    """Why ``--out`` cannot take a ``kind`` prior (checked before any training), or None."""
+    want = ".npz" if kind == "gmm" else ".pt"
+    if out.is_dir():
+        return f"{out}: is a folder; --out is the prior file to write ({want} for a {kind} prior)"
+    if out.suffix.lower() != want:
+        return f"--out {out}: a {kind} prior is written as {want}; name it {out.with_suffix(want).name}"
+    return None
+
+
+def _data_problem(poses, kind: str, components: int):
+    """Why ``poses`` cannot train a ``kind`` prior (too few distinct poses), or None."""
+    import numpy as np
+
+    from priors.gmm import min_samples
+
+    distinct = len(np.unique(np.round(np.asarray(poses, np.float64), 5), axis=0))
+    need = min_samples(components) if kind == "gmm" else VAE_MIN_POSES
+    if distinct >= need:
+        return None
+    what = f"a {components}-component GMM" if kind == "gmm" else "a VAE"
+    return (f"too little data to train {what}: {len(poses)} poses, {distinct} distinct, need at least {need} "
+            f"distinct poses (more data" + (" or fewer --components)" if kind == "gmm" else ")"))
+
+
 def run(args) -> int:
     from priors.posedata import PoseDataError, collect_with_info
 
     t0 = time.time()
+    out = Path(args.out)
+    problem = _out_problem(out, args.kind)  # before the data is read and the prior trained
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         poses, info = collect_with_info(args.data, mirror=not args.no_mirror)
     except PoseDataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    out = Path(args.out)
+    problem = _data_problem(poses, args.kind, args.components)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"data": [str(p) for p in args.data], "mirrored": not args.no_mirror, "seed": args.seed,
             "command": "smplify " + " ".join(sys.argv[1:]) if sys.argv and "smplify" in sys.argv[0] else "",

@@ -149,8 +149,9 @@ def _cache_dir() -> Path:
 def detect_camera(cam: CaptureCamera, frames: Sequence[int], cache: bool = True) -> Dict[int, object]:
     """MediaPipe on the frames of one camera -> {frame: Keypoints2D} (frames with nobody found are absent).
 
-    Results are cached per video (npz: xy, confidence, visibility) keyed by the video's size and mtime and
-    the detector's name, so a second run does not detect again.
+    Results are cached per video (npz: xy, confidence, visibility, MediaPipe's world landmarks) keyed by the
+    video's size and mtime and the detector's name, so a second run does not detect again (a frame cached
+    without world landmarks is detected again).
     """
     from ..keypoints import Keypoints2D
     from ..keypoints.detect import DETECTOR, DetectionError, detect_rgb
@@ -160,7 +161,7 @@ def detect_camera(cam: CaptureCamera, frames: Sequence[int], cache: bool = True)
     key = f"{cam.video.stem}_{st.st_size}_{int(st.st_mtime)}_{DETECTOR.replace(' ', '_')}"
     path = _cache_dir() / f"{key}.npz"
     store = dict(np.load(path, allow_pickle=False)) if cache and path.is_file() else {}
-    todo = [f for f in frames if f"xy_{f}" not in store and f"none_{f}" not in store]
+    todo = [f for f in frames if f"world_{f}" not in store and f"none_{f}" not in store]
     if todo:
         for f, rgb in read_frames(cam.video, todo).items():
             try:
@@ -170,6 +171,7 @@ def detect_camera(cam: CaptureCamera, frames: Sequence[int], cache: bool = True)
                 continue
             store[f"xy_{f}"], store[f"conf_{f}"] = k.xy, k.confidence
             store[f"vis_{f}"], store[f"size_{f}"] = np.asarray(k.meta["visibility"], np.float32), np.array(k.image_size)
+            store[f"world_{f}"] = k.world if k.world is not None else np.full((len(k.names), 3), np.nan, np.float32)
         if cache:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp.npz")
@@ -179,9 +181,13 @@ def detect_camera(cam: CaptureCamera, frames: Sequence[int], cache: bool = True)
     for f in frames:
         if f"xy_{f}" in store:
             size = tuple(int(v) for v in store[f"size_{f}"])
+            vis = store[f"vis_{f}"].astype(np.float32)
+            world = store[f"world_{f}"].astype(np.float32)
+            has = bool(np.isfinite(world).all())
             out[f] = Keypoints2D("mediapipe33", MEDIAPIPE33, store[f"xy_{f}"].astype(np.float32),
                                  store[f"conf_{f}"].astype(np.float32), size, f"{cam.video}:{f}", None, DETECTOR,
-                                 {"visibility": store[f"vis_{f}"].tolist()})
+                                 {"visibility": vis.tolist()}, world=world if has else None,
+                                 world_visibility=np.clip(vis, 0, 1) if has else None)
     return out
 
 
@@ -295,6 +301,28 @@ def evaluate(cap: Capture, configs: Dict[str, object], mode: str = "detected", f
     return rows
 
 
+def raw_world_rows(cap: Capture, frames=None, cameras=None, label: str = "world landmarks (unfitted)") -> List[RealCaptureRow]:
+    """The detector's own 3D, unfitted: PA-MPJPE of MediaPipe's world landmarks at the 12 scored points
+    (its hips, knees, ankles, shoulders, elbows, wrists: the same definitions as the TRC's) against the
+    truth, per (camera, frame) with a detection; the rows of :func:`evaluate` (reproj_px NaN)."""
+    import torch
+
+    from ..metrics import pa_mpjpe
+
+    inputs = capture_inputs(cap, "detected", frames, cameras)
+    truth = cap.limb_truth()
+    names = [TRC_TO_KEYPOINT[n] for n in TRC_POINTS]
+    rows = []
+    for i in inputs:
+        k = i.keypoints
+        if k.world is None:
+            continue
+        pred = torch.as_tensor(np.asarray(k.world)[[k.names.index(n) for n in names]][None], dtype=torch.float64)
+        e = float(pa_mpjpe(pred, torch.as_tensor(truth[i.frame][None], dtype=torch.float64))[0]) * 1000
+        rows.append(RealCaptureRow(label, "detected", i.camera, i.frame, e, float("nan"), False, False))
+    return rows
+
+
 @dataclass
 class Summary:
     """PA-MPJPE statistics (mm) of a group of rows."""
@@ -308,8 +336,9 @@ class Summary:
     @classmethod
     def of(cls, rows: Sequence[RealCaptureRow]) -> "Summary":
         e = np.array([r.pa_mpjpe_mm for r in rows])
+        px = [r.reproj_px for r in rows if np.isfinite(r.reproj_px)]
         return cls(len(e), float(e.mean()), float(np.median(e)), float(np.percentile(e, 90)),
-                   float(np.mean([r.reproj_px for r in rows])))
+                   float(np.mean(px)) if px else float("nan"))
 
 
 def summary_table(rows: Sequence[RealCaptureRow]) -> str:
@@ -363,7 +392,10 @@ def main(argv=None) -> int:
     ap.add_argument("--mode", default="detected,perfect", help="detected, perfect or both")
     ap.add_argument("--frames", help="first:last (default: every frame)")
     ap.add_argument("--cameras", help="comma-separated, e.g. 1,2 (default: all)")
-    ap.add_argument("--init", choices=["regressor", "mean"])
+    ap.add_argument("--init", choices=["regressor", "lift", "regressor+lift", "mean"])
+    ap.add_argument("--world-weight", type=float, help="FitConfig.world_weight (the bone-direction term on MediaPipe's "
+                    "world landmarks; 0: off)")
+    ap.add_argument("--raw-world", action="store_true", help="also score MediaPipe's world landmarks, unfitted")
     ap.add_argument("--optimizer", choices=["lbfgs", "lm", "adam", "auto"])
     ap.add_argument("--csv", help="write every row here")
     args = ap.parse_args(argv)
@@ -375,10 +407,13 @@ def main(argv=None) -> int:
         a, b = (int(v) for v in args.frames.split(":"))
         frames = range(a, b + 1)
     cameras = args.cameras.split(",") if args.cameras else None
-    over = {k: v for k, v in (("init", args.init), ("optimizer", args.optimizer)) if v}
+    over = {k: v for k, v in (("init", args.init), ("optimizer", args.optimizer), ("world_weight", args.world_weight))
+            if v is not None}
     rows = []
     for mode in args.mode.split(","):
         got = evaluate(cap, configs_for(args.priors.split(","), FitConfig(**over)), mode, frames, cameras)
+        if mode == "detected" and args.raw_world:
+            got = raw_world_rows(cap, frames, cameras) + got
         print(f"\n{mode} keypoints ({len(got)} fits)\n{summary_table(got)}", flush=True)
         rows += got
     if args.csv:

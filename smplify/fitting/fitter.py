@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..body import BodyModel
-from ..config import FitConfig
+from ..config import FIT_DEVICES, FitConfig, device_problem
 from ..residuals import has_least_squares_form
 from .batch import Batch, make_batch
 from .flip import flip_test
@@ -78,12 +78,14 @@ class Fitter:
             self.device = torch.device(c.device)
         except RuntimeError as e:
             raise ValueError(f"device {c.device!r} is not a torch device ({e})") from None
+        if self.device.type not in FIT_DEVICES:
+            raise ValueError(device_problem(c.device))
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {c.device!r}: this torch build sees no CUDA device")
         if prior is None:
             raise ValueError("Fitter needs a pose prior object (smplify.api.build_fitter loads one by name)")
-        if c.init == "regressor" and regressor is None:
-            raise ValueError("init='regressor' needs a regressor (smplify.api.build_fitter loads the shipped one)")
+        if c.learned_start and regressor is None:
+            raise ValueError(f"init={c.init!r} needs a regressor (smplify.api.build_fitter loads the shipped one)")
         if c.start_pose == "shared" and start_pose is None:
             raise ValueError("start_pose='shared' needs the shared pose (smplify.api.build_fitter reads it)")
         # the fitter's own copies on its device (the caller's body, prior and regressor stay where they are)
@@ -113,13 +115,16 @@ class Fitter:
 
     def start(self, inputs: Sequence[FitInput], batch: Batch, orient=FACING_CAMERA,
               start: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """(B, D) the start: the regressor's estimate (``init='regressor'``) or the mean pose with a
-        similar-triangles translation, facing ``orient``. ``start``: the regressor start already computed
-        for the other facing (it is turned, not re-run)."""
-        if self.config.init == "regressor":
+        """(B, D) the start: the regressor's estimate (``init='regressor'`` or 'regressor+lift'), the lift of
+        the world landmarks where people have them (``init='lift'``), or the mean pose with a similar-triangles
+        translation, facing ``orient``. ``start``: the start already computed for the other facing (it is
+        turned, not re-run)."""
+        if self.config.learned_start:
             if start is None:
                 with torch.no_grad():
                     start = self.starts.from_regressor(batch, self.config.unseen_joints_from_prior)
+                if self.config.init == "lift":
+                    start = self.starts.from_lift(inputs, batch, start, self.config)
             return turned(start, self.layout["global_orient"]) if orient == TURNED_AROUND else start
         return self.starts.from_mean(inputs, batch, orient)
 
@@ -127,23 +132,44 @@ class Fitter:
         return ~torch.isfinite(x).all(-1) | ~torch.isfinite(f) | (x[:, self.layout["transl"]][:, 2] < 0.05)
 
     def fit(self, inputs: Sequence[FitInput]) -> List[FitResult]:
-        """Fit every input in one batched optimisation."""
+        """Fit every input in one batched optimisation; people with and without world landmarks (where the
+        world-landmark term is on) in one batch each, as they run different schedules."""
+        if not inputs:
+            return []
+        world = [self.config.world_weight > 0 and i.world is not None for i in inputs]
+        if any(world) and not all(world):
+            out: List[Optional[FitResult]] = [None] * len(inputs)
+            for group in (True, False):
+                rows = [b for b, w in enumerate(world) if w == group]
+                for b, r in zip(rows, self._fit([inputs[b] for b in rows], group)):
+                    out[b] = r
+            return out
+        return self._fit(inputs, any(world))
+
+    def _fit(self, inputs: Sequence[FitInput], world: bool) -> List[FitResult]:
+        """:meth:`fit` of one group: ``world``: everybody has world landmarks and the term is on."""
         t0 = time.perf_counter()
         c, sl = self.config, self.layout
         torch.manual_seed(c.seed)
-        if not inputs:
-            return []
         B = len(inputs)
-        batch = make_batch(inputs, c.min_confidence, self.device)
+        batch = make_batch(inputs, c.min_confidence, self.device, bones=world)
         x0 = self.start(inputs, batch, FACING_CAMERA)
         batch.transl0 = x0[:, sl["transl"]].clone()
-        stages = list(c.schedule())
+        stages = list(c.schedule(world))
         flipped = torch.zeros(B, dtype=torch.bool, device=self.device)
-        if c.flip_test:  # both facings through the camera stage and the first pose stage; the better goes on
+        # the candidate starts and whether each is turned around: the start, under the flip test turned too,
+        # and for 'regressor+lift' the lift's (not turned: its facing is the landmarks' own 3D)
+        starts, turned_ = [x0], [False]
+        if c.flip_test:
+            starts.append(self.start(inputs, batch, TURNED_AROUND, start=x0))
+            turned_.append(True)
+        if c.init == "regressor+lift" and any(i.world is not None for i in inputs):
+            starts.append(self.starts.from_lift(inputs, batch, x0, c))
+            turned_.append(False)
+        if len(starts) > 1:  # every candidate through the camera stage and the first pose stage; the best goes on
             n_flip = max(1, min(c.flip_stages, len(stages)))
-            x1 = self.start(inputs, batch, TURNED_AROUND, start=x0)
-            choice = flip_test(self.objective, x0, x1, batch, self.optimizer, stages[:n_flip], self.analytic_gradients,
-                               c.decided_ratio(self.optimizer))
+            choice = flip_test(self.objective, starts, turned_, batch, self.optimizer, stages[:n_flip],
+                               self.analytic_gradients, c.decided_ratio(self.optimizer))
             x0, flipped, batch.transl0 = choice.x0, choice.flipped, choice.transl0
             first = choice.run
             rest = run_stages(self.objective, first.x, batch, self.optimizer, stages[n_flip:],

@@ -12,9 +12,10 @@ from ..body import BodyModel
 from ..body.jacobian import PointJacobian, rigid_moments, rotation_columns, rotation_vjp
 from ..camera import project
 from ..config import FitConfig, Stage
-from ..objective import bend_term, depth_term, focal_term, reprojection_term, shape_term
+from ..objective import bend_term, depth_term, direction_term, focal_term, reprojection_term, shape_term
 from ..optim import normal_equations
-from ..residuals import bend_normal, pose_prior_normal, reprojection_chain, reprojection_gradient
+from ..residuals import (bend_normal, direction_chain, direction_gradient, pose_prior_normal, reprojection_chain,
+                         reprojection_gradient)
 from .batch import Batch
 from .params import ParamLayout
 
@@ -58,13 +59,18 @@ class Objective:
             "shape": shape_term(x[:, sl["betas"]]),
             "depth": depth_term(x[:, sl["transl"]], batch.transl0),
             "focal": focal_term(x[:, sl["focal"]]),
+            # the bone directions of MediaPipe's world landmarks (0 where the batch has none)
+            "world": (direction_term(sel, batch.bone_coeff, batch.bone_dir,
+                                     batch.bone_w_torso if torso_only else batch.bone_w, self.config.world_sigma)
+                      if batch.has_bones else x.new_zeros(x.shape[0])),
         }
         return terms, proj
 
     def total(self, terms: dict, stage: Stage) -> torch.Tensor:
         """(B,) the stage's weighted sum of :meth:`terms`."""
         return (terms["data"] + stage.pose_prior * terms["pose_prior"] + stage.bend * terms["bend"]
-                + stage.shape * terms["shape"] + stage.depth * terms["depth"] + self.config.focal_weight * terms["focal"])
+                + stage.shape * terms["shape"] + stage.depth * terms["depth"] + self.config.focal_weight * terms["focal"]
+                + self.config.world_weight * terms["world"])
 
     # ---- least-squares form ------------------------------------------------------------------
     def point_jacobian(self, rotated: tuple) -> PointJacobian:
@@ -118,6 +124,10 @@ class Objective:
         M = P.shape[1]
         focal = batch.focal * torch.exp(x[:, sl["focal"]])
         w = batch.w_torso if stage.torso_only else batch.w
+        bones = None  # the bone-direction term's (coeff, target, λ·weight): its residuals carry √λ
+        if batch.has_bones and c.world_weight > 0:
+            bones = (batch.bone_coeff, batch.bone_dir,
+                     c.world_weight * (batch.bone_w_torso if stage.torso_only else batch.bone_w))
         at, offset = {}, 0  # where each free group's columns sit
         for gname in groups:
             n = sl.size(gname)
@@ -130,10 +140,23 @@ class Objective:
             cols = {"transl": lambda: C, "global_orient": lambda: C @ rot(d_rot, "global_orient"),
                     "pose": lambda: C @ rot(d_rot, "pose"), "betas": lambda: C @ d_beta, "focal": lambda: Jf}
             J = torch.cat([cols[gname]() for gname in groups], -1).reshape(B, 2 * M, offset)
-            g, H = normal_equations(r.reshape(B, 2 * M), J)
+            r = r.reshape(B, 2 * M)
+            if bones is not None:  # the bone rows: D_b Σ_k c_bk ∂P_k/∂x (translation-free; no focal)
+                rb, D = direction_chain(P, *bones, c.world_sigma)
+                dP = {"global_orient": lambda: rot(d_rot, "global_orient"), "pose": lambda: rot(d_rot, "pose"),
+                      "betas": lambda: d_beta}
+                nb = rb.shape[1]
+                parts = [D @ torch.einsum("bnk,bkif->bnif", bones[0], dP[gname]()) if gname in dP
+                         else x.new_zeros(B, nb, 3, sl.size(gname)) for gname in groups]
+                J = torch.cat([J, torch.cat(parts, -1).reshape(B, 3 * nb, offset)], 1)
+                r = torch.cat([r, rb.reshape(B, 3 * nb)], 1)
+            g, H = normal_equations(r, J)
         else:  # only g = Jᵀr, as vᵀ ∂P/∂x with v = Cᵀr per point: no Jacobian is formed
             r, v, g_focal = reprojection_gradient(P, focal, batch.pp, batch.xy, w, batch.scale, c.sigma,
                                                   d_log_focal="focal" in groups)
+            if bones is not None:  # the bone term adds Σ_b c_bk D_bᵀ r_b to each point's v
+                rb, vb = direction_gradient(P, *bones, c.world_sigma)
+                v = v + vb
             if posed is not None:
                 v_all = v.new_zeros(posed.points.shape).scatter_add_(1, batch.index[..., None].expand(-1, -1, 3), v)
                 g_rot, g_beta = pj.vjp(posed, v_all, with_betas="betas" in groups)
@@ -143,7 +166,9 @@ class Objective:
             parts = {"transl": lambda: v.sum(1), "global_orient": lambda: rot(g_rot, "global_orient"),
                      "pose": lambda: rot(g_rot, "pose"), "betas": lambda: g_beta, "focal": lambda: g_focal}
             g, H = torch.cat([parts[gname]() for gname in groups], -1), None
-        f = r.pow(2).sum((1, 2))
+        f = r.reshape(B, -1).pow(2).sum(1)
+        if bones is not None and not hessian:
+            f = f + rb.square().sum((1, 2))
 
         def add(name, weight, term):
             """f += weight·fv; the group's blocks of g and H (if it is free) += weight·gv, weight·Hv, where

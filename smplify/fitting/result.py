@@ -27,6 +27,9 @@ class FitInput:
     init: Optional[dict] = None  # optional start {global_orient, body_pose, betas, transl}
     tag: str = ""
     warnings: Sequence[str] = ()  # carried into the FitResult (e.g. an image size guessed from the keypoints)
+    flags: Sequence[str] = ()  # input quality flags carried into the FitResult (keypoints far outside the photo...)
+    world: Optional[np.ndarray] = None  # (M, 3) the detector's 3D landmarks of the M keypoints (camera axes), if any
+    world_visibility: Optional[np.ndarray] = None  # (M,) their visibility (None: 1)
 
 
 @dataclass
@@ -57,6 +60,7 @@ class FitResult:
     loss_curve: List[float] = field(default_factory=list)  # objective after each iteration, stages concatenated
     optimizer: str = ""  # the optimiser that ran (lm, lbfgs or adam; 'auto' resolved)
     stage_iterations: List[int] = field(default_factory=list)  # loss_curve entries of each stage, in order
+    flags: List[str] = field(default_factory=list)  # the input's quality flags (see smplify.keypoints.keypoint_quality)
 
     @property
     def params(self) -> dict:
@@ -95,5 +99,6 @@ def build_results(inputs: Sequence[FitInput], x: np.ndarray, poses: np.ndarray, 
             iterations=iterations[r], time_s=elapsed / B, flipped=flipped[r], converged=converged[r] and not bad[r],
             failed=bad[r], restarted=restarted[r], warnings=warn, prior=prior,
             body_model=body_model, stage_losses=stage_losses[r], image_path=inp.image_path, tag=inp.tag,
-            loss_curve=curves[r].tolist(), stage_iterations=list(stage_lengths[r]), optimizer=optimizer))
+            loss_curve=curves[r].tolist(), stage_iterations=list(stage_lengths[r]), optimizer=optimizer,
+            flags=list(getattr(inp, "flags", ()))))
     return results

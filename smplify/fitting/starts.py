@@ -1,5 +1,6 @@
-"""Where a fit starts: the prior's mean pose with a similar-triangles translation (SMPLify's start), or the
-learned regressor's estimate; each facing the camera or turned around (the flip test's other facing)."""
+"""Where a fit starts: the prior's mean pose with a similar-triangles translation (SMPLify's start), the
+learned regressor's estimate, or the lift of MediaPipe's world landmarks (:mod:`smplify.lift`); each facing
+the camera or turned around (the flip test's other facing)."""
 from __future__ import annotations
 
 import math
@@ -178,4 +179,44 @@ class Starts:
         keep = torch.tensor([bool(inp.init) and inp.init.get("transl") is not None for inp in inputs], device=x.device)
         t = similar_triangles_translation(pts, batch.xy, batch.visible, batch.index, batch.focal, batch.pp)
         x[:, sl["transl"]] = torch.where(keep[:, None], x[:, sl["transl"]], t)
+        return x
+
+    def from_lift(self, inputs: Sequence, batch: Batch, x: torch.Tensor, config) -> torch.Tensor:
+        """x (B, D) (the regressor's start) with, for people with world landmarks, the global orientation and
+        body pose lifted from them (:func:`smplify.lift.lift_pose`, IK from the mean pose at x's shape) and the
+        translation by similar triangles at that pose. ``config``: the FitConfig (lift weights, iterations)."""
+        from ..lift import lift_pose
+
+        rows = [b for b, i in enumerate(inputs) if i.world is not None]
+        if not rows:
+            return x
+        ob, sl = self.objective, self.objective.layout
+        M = batch.index.shape[1]
+        vis = lambda i: (np.ones(len(i.index), np.float32) if i.world_visibility is None
+                         else np.asarray(i.world_visibility, np.float32))
+        if all(len(inputs[b].index) == M for b in rows):  # one layout: stacked at once
+            world = torch.from_numpy(np.stack([np.asarray(inputs[b].world, np.float32) for b in rows]))
+            weight = torch.from_numpy(np.stack([vis(inputs[b]) * np.asarray(inputs[b].weight, np.float32) for b in rows]))
+        else:  # padded, weight 0
+            world, weight = torch.zeros(len(rows), M, 3), torch.zeros(len(rows), M)
+            for j, b in enumerate(rows):
+                m = len(inputs[b].index)
+                world[j, :m] = torch.as_tensor(np.asarray(inputs[b].world, np.float32))
+                weight[j, :m] = torch.as_tensor(vis(inputs[b]) * np.asarray(inputs[b].weight, np.float32))
+        at = torch.tensor(rows, device=x.device)
+        sub, index = x[at].clone(), batch.index[at]
+        prior = None if ob.latent or not hasattr(ob.prior, "nll") else ob.prior
+        r = lift_pose(ob.body, index, world.to(x.device), weight.to(x.device), sub[:, sl["betas"]], prior=prior,
+                      prior_weight=config.lift_prior_weight, bend_weight=config.lift_prior_weight,
+                      iterations=config.lift_iterations, point_jacobian=ob.point_jacobian(tuple(range(22))))
+        sub[:, sl["global_orient"]] = r.global_orient
+        sub[:, sl["pose"]] = ob.prior.encode_mean(r.body_pose) if ob.latent else r.body_pose
+        with torch.no_grad():
+            x0 = sub.clone()
+            x0[:, sl["transl"]] = 0
+            pts = torch.gather(ob.points(x0), 1, index[..., None].expand(-1, -1, 3))
+            b = batch.rows(at)
+            sub[:, sl["transl"]] = similar_triangles_translation(pts, b.xy, b.visible, index, b.focal, b.pp)
+        x = x.clone()
+        x[at] = sub
         return x

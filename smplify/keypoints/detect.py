@@ -9,6 +9,14 @@ practice the largest, most central, least occluded). To pick another person, pas
 ``bbox=(x0, y0, x1, y1)``: the box, grown by a margin, is cropped, detected on, and the points
 are mapped back to full-photo pixels.
 
+Besides the 2D landmarks, MediaPipe estimates each landmark in 3D (``pose_world_landmarks``):
+kept as :attr:`Keypoints2D.world` and written into the detection JSON as ``X, Y, Z`` per keypoint
+(format version 2, :data:`WORLD_AXES`). Checked on photos: the world X and Y of the 33 landmarks
+correlate at 0.98-1.00 with their image x and y offsets from the hips' midpoint, and Z at 0.92-1.00
+with MediaPipe's image-space depth, so the axes are the camera's (x right, y down, z away from the
+camera), metres, origin midway between the hips; the visibility of a world landmark is that of its 2D
+landmark.
+
 Errors are one line, name the file, and are :class:`DetectionError` (a :class:`KeypointError`,
 so a ``ValueError``): missing file, not an image, truncated/corrupt image, nobody found.
 """
@@ -21,6 +29,7 @@ import os
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -29,7 +38,12 @@ import numpy as np
 from . import KeypointError, Keypoints2D, one_line
 from .layouts import MEDIAPIPE33
 
-FORMAT = "smplify-keypoints/1"
+#: our detection JSON; version 2 added the world landmarks (X, Y, Z per keypoint). Readers accept
+#: every version in FORMAT_VERSIONS and reject a newer one with a one-line error
+FORMAT = "smplify-keypoints/2"
+FORMAT_VERSIONS = (1, 2)
+#: the axes of MediaPipe's world landmarks (Keypoints2D.world), as written into the JSON
+WORLD_AXES = "metres; origin midway between the hips; x right, y down, z away from the camera (the camera's axes)"
 MODEL = "pose_landmark_full"
 MODEL_COMPLEXITY = 1  # the only model in the wheel; 0 and 2 would be downloaded
 
@@ -88,6 +102,8 @@ def _read_rgb(path, min_side: Optional[int] = None) -> Tuple[np.ndarray, Tuple[i
                 k = 1
             orient = im.getexif().get(0x0112, 1)
             im.load()  # decodes everything now: raises on truncated or corrupt data
+            if im.mode in WIDE_GRAY_MODES:  # 16-bit / 32-bit grayscale: convert("RGB") would clip to white
+                im = Image.fromarray(_gray_to_uint8(np.asarray(im), im.mode)).convert("RGB")
             if k > 1:
                 im = im.reduce(k)
             if orient in (5, 6, 7, 8):
@@ -104,6 +120,24 @@ def _read_rgb(path, min_side: Optional[int] = None) -> Tuple[np.ndarray, Tuple[i
     if rgb.ndim != 3 or min(rgb.shape[:2]) < 2:
         raise DetectionError(f"{p}: image is empty ({W}x{H})")
     return rgb, (W, H)
+
+
+#: Pillow modes of grayscale photos with more than 8 bits (16-bit PNG/TIFF open as I;16 or I)
+WIDE_GRAY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def _gray_to_uint8(a: np.ndarray, mode: str) -> np.ndarray:
+    """A wide grayscale array as uint8: 16-bit data (I;16, or I with values above 255) scaled by 255/65535,
+    8-bit data in an I image kept, float data in [0, 1] scaled by 255."""
+    a = np.asarray(a, np.float64)
+    top = float(np.nanmax(a)) if a.size else 0.0
+    if mode == "F" and top <= 1.0:
+        full = 1.0
+    elif mode.startswith("I;16") or top > 255:
+        full = 65535.0
+    else:
+        full = 255.0
+    return np.clip(np.round(np.nan_to_num(a) * (255.0 / full)), 0, 255).astype(np.uint8)
 
 
 def load_image(path) -> np.ndarray:
@@ -146,8 +180,18 @@ def _pose():
                                       enable_segmentation=False, min_detection_confidence=0.5)
 
 
-def detect_array(rgb: np.ndarray, where: str = "image") -> Tuple[np.ndarray, np.ndarray]:
-    """MediaPipe on an RGB uint8 array: (33, 2) pixels and (33,) visibility. Raises if nobody is found."""
+@dataclass
+class RawDetection:
+    """MediaPipe's answer for one image: xy (33, 2) pixels of that image; visibility (33,) raw;
+    world (33, 3) metres (:data:`WORLD_AXES`), or None if this MediaPipe build gives none."""
+
+    xy: np.ndarray
+    visibility: np.ndarray
+    world: Optional[np.ndarray]
+
+
+def detect_array(rgb: np.ndarray, where: str = "image") -> RawDetection:
+    """MediaPipe on an RGB uint8 array -> :class:`RawDetection`. Raises if nobody is found."""
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise DetectionError(f"{where}: expected an RGB image (H, W, 3), got {rgb.shape}")
@@ -167,7 +211,10 @@ def detect_array(rgb: np.ndarray, where: str = "image") -> Tuple[np.ndarray, np.
     vis = np.array([p.visibility for p in lm], np.float64)
     if xy.shape != (33, 2):  # pragma: no cover - another mediapipe build
         raise DetectionError(f"{where}: detector returned {len(lm)} landmarks, expected 33")
-    return xy, vis
+    world = None
+    if res.pose_world_landmarks is not None and len(res.pose_world_landmarks.landmark) == 33:
+        world = np.array([[p.x, p.y, p.z] for p in res.pose_world_landmarks.landmark], np.float64)
+    return RawDetection(xy, vis, world)
 
 
 def _crop_box(bbox, W: int, H: int, margin: float, where) -> Tuple[int, int, int, int]:
@@ -194,8 +241,8 @@ def detect_rgb(rgb: np.ndarray, bbox: Optional[Sequence[float]] = None, margin: 
     if bbox is not None:
         x0, y0, x1, y1 = _crop_box(bbox, W, H, margin, where)
         crop = rgb[y0:y1, x0:x1]
-    xy, vis = detect_array(crop, where)
-    xy = xy + np.array([x0, y0], np.float64)
+    raw = detect_array(crop, where)
+    xy, vis = raw.xy + np.array([x0, y0], np.float64), raw.visibility
     inside = (xy[:, 0] >= 0) & (xy[:, 0] < W) & (xy[:, 1] >= 0) & (xy[:, 1] < H)
     conf = np.where(inside, np.clip(vis, 0.0, 1.0), 0.0)
     conf = np.where(conf >= min_visibility, conf, 0.0)
@@ -206,7 +253,9 @@ def detect_rgb(rgb: np.ndarray, bbox: Optional[Sequence[float]] = None, margin: 
         meta["crop"] = [x0, y0, x1, y1]
     kps = Keypoints2D("mediapipe33", MEDIAPIPE33, xy.astype(np.float32), conf.astype(np.float32), (W, H),
                       str(image_path) if image_path is not None else None,
-                      tuple(float(v) for v in bbox) if bbox is not None else None, DETECTOR, meta)
+                      tuple(float(v) for v in bbox) if bbox is not None else None, DETECTOR, meta,
+                      world=None if raw.world is None else raw.world.astype(np.float32),
+                      world_visibility=None if raw.world is None else np.clip(vis, 0.0, 1.0).astype(np.float32))
     return kps.validate(where)
 
 
@@ -256,7 +305,8 @@ def detect_image(path, bbox: Optional[Sequence[float]] = None, margin: float = 0
 
 def to_json(people: Union[Keypoints2D, Sequence[Keypoints2D]]) -> dict:
     """Our detection JSON: image path and size, layout, detector, per person each keypoint in pixels
-    with MediaPipe's raw ``visibility`` and the ``confidence`` the fitter uses."""
+    with MediaPipe's raw ``visibility`` and the ``confidence`` the fitter uses, and, for people with
+    world landmarks, ``X, Y, Z`` in metres (axes in the top-level ``world_axes``)."""
     people = [people] if isinstance(people, Keypoints2D) else list(people)
     if not people:
         raise KeypointError("to_json: no people")
@@ -265,12 +315,18 @@ def to_json(people: Union[Keypoints2D, Sequence[Keypoints2D]]) -> dict:
     for k in people:
         vis = k.meta.get("visibility", None)
         vis = list(vis) if vis is not None and len(vis) == len(k.names) else [float(c) for c in k.confidence]
-        out.append({"bbox": [round(float(v), 2) for v in k.bbox] if k.bbox else None, "keypoints": [
-            {"name": n, "x": round(float(x), 2), "y": round(float(y), 2), "visibility": round(float(v), 4),
-             "confidence": round(float(c), 4)}
-            for n, (x, y), v, c in zip(k.names, k.xy, vis, k.confidence)]})
-    return {"format": FORMAT, "image": first.image_path, "image_size": [int(v) for v in first.image_size],
-            "layout": first.layout, "detector": first.source or DETECTOR, "people": out}
+        kps = [{"name": n, "x": round(float(x), 2), "y": round(float(y), 2), "visibility": round(float(v), 4),
+                "confidence": round(float(c), 4)} for n, (x, y), v, c in zip(k.names, k.xy, vis, k.confidence)]
+        if k.world is not None:  # mm precision; the world landmarks' visibility is the 2D one's
+            for kp, (X, Y, Z) in zip(kps, np.asarray(k.world, np.float64)):
+                kp.update(X=round(float(X), 4), Y=round(float(Y), 4), Z=round(float(Z), 4))
+        out.append({"bbox": [round(float(v), 2) for v in k.bbox] if k.bbox else None, "keypoints": kps})
+    d = {"format": FORMAT, "image": first.image_path, "image_size": [int(v) for v in first.image_size],
+         "layout": first.layout, "detector": first.source or DETECTOR}
+    if any(k.world is not None for k in people):
+        d["world_axes"] = WORLD_AXES
+    d["people"] = out
+    return d
 
 
 def write_keypoints_json(people: Union[Keypoints2D, Sequence[Keypoints2D]], path) -> Path:

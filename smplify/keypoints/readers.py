@@ -2,7 +2,9 @@
 
 :func:`read_keypoints` recognises the content, not the file name:
 
-* our detection JSON (``"format": "smplify-keypoints/1"``, see :mod:`smplify.keypoints.detect`);
+* our detection JSON (``"format": "smplify-keypoints/1"`` or ``/2``, see :mod:`smplify.keypoints.detect`);
+  version 2 may carry MediaPipe's world landmarks (``X, Y, Z`` per keypoint -> :attr:`Keypoints2D.world`);
+  a newer version is rejected with a one-line error;
 * OpenPose JSON: ``people[].pose_keypoints_2d`` — BODY_25 (75 numbers) or COCO-18 (54 numbers),
   told apart by length; the photo's size is read from a photo beside the file when there is one
   (``x_keypoints.json`` -> ``x.jpg``/``x.png``), else guessed from the keypoints' extent;
@@ -71,7 +73,12 @@ def _extent_size(xy: np.ndarray, conf: np.ndarray) -> tuple:
     ok = (conf > 0) & np.isfinite(xy).all(1)
     if not ok.any():
         return (1, 1)
-    m = np.maximum(xy[ok].max(0), 1.0)
+    pts = xy[ok]
+    if len(pts) >= 4:  # a stray point (x = 5e5) must not stretch the photo: it would then lie inside it
+        d = np.abs(pts - np.median(pts, 0)).max(1)
+        if np.median(d) > 0:
+            pts = pts[d <= 10 * np.median(d)]
+    m = np.minimum(np.maximum(pts.max(0), 1.0), 1e7)
     return (int(m[0] * 1.1) + 1, int(m[1] * 1.1) + 1)
 
 
@@ -84,7 +91,37 @@ def _num_list(v, where, what) -> np.ndarray:
 
 # ---------------------------------------------------------------- formats
 
+def _format_version(d: dict, path: Path) -> int:
+    """The version of our detection JSON ('smplify-keypoints/N'); one-line error for one this reader lacks."""
+    from .detect import FORMAT_VERSIONS
+
+    fmt = str(d.get("format", ""))
+    try:
+        version = int(fmt.split("/", 1)[1])
+    except (IndexError, ValueError):
+        raise KeypointError(f"{path}: unknown format {fmt!r} (expected smplify-keypoints/N)") from None
+    if version not in FORMAT_VERSIONS:
+        raise KeypointError(f"{path}: format {fmt} is not one this smplify reads (versions "
+                            f"{', '.join(map(str, FORMAT_VERSIONS))}): upgrade smplify")
+    return version
+
+
+def _world(kp: list, vis: list, where: str):
+    """(N, 3) world landmarks and (N,) their visibility of a version-2 person, or (None, None) without."""
+    has = ["X" in k for k in kp]
+    if not any(has):
+        return None, None
+    if not all(has):
+        raise KeypointError(f"{where}: world landmarks (X, Y, Z) on {sum(has)} of {len(kp)} keypoints, not all")
+    try:
+        world = np.array([[k["X"], k["Y"], k["Z"]] for k in kp], np.float64)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise KeypointError(f"{where}: malformed world landmark ({one_line(exc)})") from None
+    return world.astype(np.float32), np.clip(np.asarray(vis, np.float64), 0.0, 1.0).astype(np.float32)
+
+
 def _ours(d: dict, path: Path) -> List[Keypoints2D]:
+    version = _format_version(d, path)
     try:
         layout = canonical_layout(d.get("layout", "mediapipe33"))
     except ValueError as exc:
@@ -114,10 +151,11 @@ def _ours(d: dict, path: Path) -> List[Keypoints2D]:
             bad = next(j for j, (a, b) in enumerate(zip(got, names)) if a != b)
             raise KeypointError(f"{path}: person {i}: keypoint {bad} is {got[bad]!r}, expected {names[bad]!r} "
                                 f"for {layout}")
+        world, world_vis = _world(kp, vis, f"{path}: person {i}") if version >= 2 else (None, None)
         bbox = person.get("bbox")
         out.append(Keypoints2D(layout, names, xy.astype(np.float32), conf.astype(np.float32), size, d.get("image"),
                                tuple(float(v) for v in bbox) if bbox else None, d.get("detector", ""),
-                               {"visibility": vis}))
+                               {"visibility": vis}, world=world, world_visibility=world_vis))
     return out
 
 

@@ -6,6 +6,22 @@ from pathlib import Path
 import numpy as np
 
 
+def _write_obj_handle(fh, vertices: np.ndarray, faces: np.ndarray) -> None:
+    fh.write("# smplify posed mesh, camera coordinates "
+             "(OpenCV: x right, y down, z forward), metres\n")
+    np.savetxt(fh, np.asarray(vertices, np.float64).reshape(-1, 3), fmt="v %.6f %.6f %.6f")
+    np.savetxt(fh, np.asarray(faces, np.int64).reshape(-1, 3) + 1, fmt="f %d %d %d")
+
+
+def obj_text(vertices: np.ndarray, faces: np.ndarray) -> str:
+    """A triangle mesh as OBJ text (1-based faces, 6 decimals)."""
+    import io
+
+    buf = io.StringIO()
+    _write_obj_handle(buf, vertices, faces)
+    return buf.getvalue()
+
+
 def write_obj(path, vertices: np.ndarray, faces: np.ndarray) -> Path:
     """Write a triangle mesh as OBJ (1-based faces, 6 decimals), atomically."""
     path = Path(path)
@@ -13,10 +29,7 @@ def write_obj(path, vertices: np.ndarray, faces: np.ndarray) -> Path:
 
     def write(tmp):
         with open(tmp, "w") as fh:
-            fh.write("# smplify posed mesh, camera coordinates "
-                     "(OpenCV: x right, y down, z forward), metres\n")
-            np.savetxt(fh, np.asarray(vertices, np.float64).reshape(-1, 3), fmt="v %.6f %.6f %.6f")
-            np.savetxt(fh, np.asarray(faces, np.int64).reshape(-1, 3) + 1, fmt="f %d %d %d")
+            _write_obj_handle(fh, vertices, faces)
 
     return atomic_write(path, write)
 

@@ -9,11 +9,15 @@ import json
 import math
 from dataclasses import asdict
 from pathlib import Path
+from typing import List
 
 import numpy as np
 
-from ..fileio import atomic_savez, atomic_write_text
+from ..fileio import atomic_savez, atomic_write_text, write_set
 from ..fitting import FitResult
+
+#: the files written per person, after its stem (the report last: it marks a finished set)
+OUTPUT_SUFFIXES = (".npz", ".obj", "_overlay.png", ".json")
 
 
 def result_arrays(result: FitResult, body_model_path: str = "") -> dict:
@@ -61,6 +65,7 @@ def result_report(result: FitResult) -> dict:
         "loss_terms": result.loss_terms, "stage_losses": result.stage_losses, "iterations": result.iterations,
         "time_s": result.time_s, "flipped": result.flipped, "converged": result.converged, "failed": result.failed,
         "restarted": result.restarted, "optimizer": result.optimizer, "warnings": result.warnings,
+        "quality_flags": list(getattr(result, "flags", [])),
         "camera": asdict(result.camera), "loss_curve": result.loss_curve,
         "stage_iterations": result.stage_iterations,
         "params": {k: v.tolist() for k, v in result.params.items()},
@@ -69,3 +74,47 @@ def result_report(result: FitResult) -> dict:
 
 def write_json(obj: dict, path) -> Path:
     return atomic_write_text(path, json.dumps(_clean(obj), indent=2))
+
+
+def write_fit_outputs(result: FitResult, body, out_dir, stem: str, overlay: bool = True) -> List[Path]:
+    """A fit's files ``<stem>.npz``, ``.obj``, ``_overlay.png`` and ``.json`` in ``out_dir``, replaced as a set.
+
+    All are written to temporary names first and renamed together (the report last), so a run
+    killed or failing part-way leaves the earlier set of this stem, never a mix; an earlier overlay
+    this set has not is removed. The overlay is drawn when ``overlay`` and the photo is a readable
+    image; if it is not (a COCO file naming a photo that is not there), the fit's other files are
+    still written and the report carries a warning. A folder in the way or a full disk raises
+    :class:`~smplify.fileio.WriteError` (one line naming the file) and writes nothing.
+    """
+    from .. import api
+    from .mesh_io import obj_text
+
+    out = Path(out_dir)
+    paths = {s: out / f"{stem}{s}" for s in OUTPUT_SUFFIXES}
+    faces = body.faces.numpy()
+    mesh = api.posed_mesh(body, result)
+    picture = None
+    if overlay and result.image_path and Path(result.image_path).suffix.lower() in api.IMAGE_SUFFIXES:
+        try:
+            picture = api.overlay_image(result, mesh, faces)
+        except (ValueError, OSError) as exc:  # DetectionError (missing, unreadable photo) included
+            reason = " ".join(str(exc).split())
+            result.warnings.append(f"overlay not written: {reason}")
+    files = {paths[".npz"]: lambda t: _savez(t, result_arrays(result, body.data.path)),
+             paths[".obj"]: lambda t: Path(t).write_text(obj_text(mesh, faces))}
+    if picture is not None:
+        files[paths["_overlay.png"]] = lambda t: _png(t, picture)
+    files[paths[".json"]] = lambda t: Path(t).write_text(json.dumps(_clean(result_report(result)), indent=2))
+    write_set(files, remove=[p for p in paths.values() if p not in files])
+    return list(files)
+
+
+def _savez(path, arrays: dict) -> None:
+    with open(path, "wb") as fh:  # a file handle: numpy would append .npz to a bare name
+        np.savez(fh, **arrays)
+
+
+def _png(path, array) -> None:
+    from PIL import Image
+
+    Image.fromarray(np.ascontiguousarray(array, np.uint8)).save(path, format="PNG")
