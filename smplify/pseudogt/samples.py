@@ -12,6 +12,7 @@ import functools
 import hashlib
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Tuple
@@ -42,7 +43,9 @@ def _safe(s: str) -> str:
 
 def folder_sample_id(rel: str, person: Optional[int] = None) -> str:
     """A readable ASCII stem of the relative path plus 8 hex digits of its SHA-1: unique for any file
-    names ('pair a.png' vs 'pair_a.png', '写真.png' vs '照片.png') and the same on every run and shard."""
+    names ('pair a.png' vs 'pair_a.png', '写真.png' vs '照片.png') and the same on every run, shard and
+    operating system (the path is NFC-normalised first)."""
+    rel = unicodedata.normalize("NFC", rel)  # macOS and Linux spell one file name alike
     key = rel if person is None else f"{rel}#{person}"
     stem = _safe(rel)[:60].strip("._-") or "sample"
     suffix = "" if person is None else f"_{person}"
