@@ -7,7 +7,7 @@ Photos: the example photos (examples/images; /work/shared/data/images holds the 
 ``smplify pseudo-gt --workers 1`` / ``--workers 2`` (``--batch 16``), each in a new process, on
 ``--photos`` and on twice as many files. For pseudo-gt, "marginal" is the extra photos over the extra
 fitting time (summary.json's fit_time_s) between the two runs, so process start, spawning and model
-loading cancel out, as the warm detectors leave them out; "whole run" is the smaller run's own rate.
+loading cancel out, as the warm detectors leave them out; "whole run" is the bigger run's own rate.
 
 Keypoints: ``--people`` synthetic people (the open model, training poses, random cameras, COCO-17 pixels
 of a 1080x1920 photo), 1000 a file as ``(1000, 17, 3)`` .npz arrays (a format smplify reads), fitted by
@@ -86,7 +86,7 @@ def pseudo_gt_photos(folders, out: Path, workers: int, batch: int) -> dict:
         wall = _cli(["pseudo-gt", str(folder), "--out", str(out), "--workers", str(workers), "--batch", str(batch)])
         s = json.loads((out / "summary.json").read_text())
         runs.append((s["found"], s["fit_time_s"], wall, s["throughput_samples_per_s"]))
-    (n0, t0, _, whole), (n1, t1, _, _) = runs
+    (n0, t0, _, _), (n1, t1, _, whole) = runs
     return {"steady": (n1 - n0) / (t1 - t0), "whole": whole, "runs": runs}
 
 
@@ -119,13 +119,50 @@ def photos(n: int, rounds: int, batch: int) -> tuple:
     rows = [["detection alone (warm), photos/s", fmt(res["det1"]), fmt(res["det2"]), f"{det2 / det1:.2f}x"],
             [f"pseudo-gt, marginal ({n} more photos over the extra time), photos/s",
              fmt([x["steady"] for x in res["pg1"]]), fmt([x["steady"] for x in res["pg2"]]), f"{pg2 / pg1:.2f}x"],
-            [f"pseudo-gt, whole run of {n} photos (with process start), photos/s", fmt([x["whole"] for x in res["pg1"]]),
+            [f"pseudo-gt, whole run of {2 * n} photos (with spawning, model loading), photos/s",
+             fmt([x["whole"] for x in res["pg1"]]),
              fmt([x["whole"] for x in res["pg2"]]), f"{w2 / w1:.2f}x"],
             ["pseudo-gt marginal / detection alone (medians)", f"{pg1 / det1:.0%}", f"{pg2 / det2:.0%}", "-"]]
     table = markdown_table(["photos (%d and %d files, --batch %d; each round's value)" % (n, 2 * n, batch),
                             "1 worker", "2 workers", "2 / 1 (medians)"], rows)
     table += f"\n\nLoad average (1, 5, 15 min) at the start of each round: {'; '.join(loads)}."
     return table, {"photos": n, "batch": batch, "rounds": res, "load": loads}
+
+
+def cpu_costs(batches=(16, 64, 256), repeats: int = 2) -> tuple:
+    """CPU seconds (this process's user + system time, which other processes' load barely changes) to
+    detect one photo and to fit one photo's person at each chunk size, with FIT_THREADS; and the
+    photos/s they allow on 2 idle cores with 2 detector processes and the fitting beside them."""
+    from smplify.pseudogt.chunks import plan_chunks
+    from smplify.pseudogt.samples import enumerate_samples
+    from smplify.pseudogt.work import FitSpec, chunk_fitter, load_samples
+
+    srcs = sorted(p for p in PHOTOS.iterdir() if p.suffix in (".jpg", ".png"))
+    cpu = lambda: sum(os.times()[:2])
+    with tempfile.TemporaryDirectory() as d:
+        for i in range(max(batches)):
+            shutil.copy(srcs[i % len(srcs)], Path(d) / f"{i:03d}_{srcs[i % len(srcs)].name}")
+        samples = list(enumerate_samples(Path(d)))
+        loaded, _ = load_samples(samples[:1])  # the detector's graph built
+        t = cpu()
+        for _ in range(repeats):
+            loaded, _ = load_samples(samples)
+        detect = (cpu() - t) / (repeats * len(samples))
+        fitter = chunk_fitter(FitSpec())
+        fitter.fit(plan_chunks(samples[:4], 4)[0], loaded[:4])
+        fit = {}
+        for b in batches:
+            chunk = plan_chunks(samples[:b], b)[0]
+            t = cpu()
+            for _ in range(repeats):
+                fitter.fit(chunk, loaded[:b])
+            fit[b] = (cpu() - t) / (repeats * b)
+    rows = [[f"--batch {b}", f"{detect * 1000:.1f} ms", f"{fit[b] * 1000:.1f} ms", f"{1 / (detect + fit[b]):.1f}",
+             f"{2 / (detect + fit[b]):.1f}", f"{2 / detect:.1f}", f"{detect / (detect + fit[b]):.0%}"] for b in batches]
+    table = markdown_table(["chunk", "detect, CPU per photo", "fit, CPU per person", "1 core: photos/s",
+                            "2 cores (2 workers): photos/s", "2 cores, detection alone", "pseudo-gt / detection alone"],
+                           rows)
+    return table, {"detect_cpu_s": detect, "fit_cpu_s": fit}
 
 
 def make_keypoint_files(folder: Path, people: int, per_file: int = 1000) -> float:
@@ -196,10 +233,16 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--skip-photos", action="store_true")
+    ap.add_argument("--costs-only", action="store_true", help="only the CPU cost per photo (detect, fit)")
     ap.add_argument("--no-save", action="store_true")
     ap.add_argument("--name", default="pseudogt", help="results file: benchmarks/results/NAME.{json,md}")
     a = ap.parse_args(argv)
     tables, payload = [], {}
+    t, payload["cpu_costs"] = cpu_costs()
+    print(t, flush=True)
+    tables.append(t)
+    if a.costs_only:
+        a.skip_photos, a.people = True, []
     if not a.skip_photos:
         t, payload["photos"] = photos(a.photos, a.rounds, a.photo_batch)
         print(t, flush=True)
