@@ -4,6 +4,7 @@ Pipeline: image -> keypoints -> camera -> body -> priors -> objective -> optimis
 
     import smplify
     result = smplify.fit("photo.jpg", prior="gmm")    # -> FitResult (see smplify.api)
+    clip = smplify.fit_video("clip.mp4")              # -> SequenceResult: (T, ...) parameters, one betas
 
 ``fit``, ``fit_many``, ``make_fitter`` and ``load_body`` are loaded on first use, so
 ``import smplify`` stays cheap (no torch import until you fit).
@@ -11,7 +12,7 @@ Pipeline: image -> keypoints -> camera -> body -> priors -> objective -> optimis
 __version__ = "0.1.0"
 
 #: names re-exported from :mod:`smplify.api`, imported lazily by :func:`__getattr__`
-_API = ("fit", "fit_many", "make_fitter", "load_body")
+_API = ("fit", "fit_many", "fit_video", "make_fitter", "load_body")
 
 __all__ = ["__version__", *_API]
 

@@ -226,3 +226,45 @@ def write_overlay(path, result: FitResult, vertices: np.ndarray, faces: np.ndarr
     from .outputs.render import save_png
 
     return save_png(path, overlay_image(result, vertices, faces))
+
+
+def fit_video(source, prior: str = "gmm", model: Optional[str] = None, focal: Optional[float] = None,
+              config: Optional[FitConfig] = None, *, fps: Optional[float] = None, detect_mode: str = "video",
+              layout: Optional[str] = None, image_size=None, keypoints=None, **overrides):
+    """Fit a clip with one body shape and temporal smoothness (:mod:`smplify.fitting.sequence`).
+
+    source: a video file, a folder of numbered frames or a folder of keypoint files (in the numeric order
+    of their names; :mod:`smplify.keypoints.video`). fps: the frame rate (default: the video's; 30 for a
+    folder). detect_mode: MediaPipe's 'video' (tracking) or 'image' mode. keypoints: the clip's
+    :class:`~smplify.keypoints.video.ClipKeypoints` if already detected (the source is not read again).
+    ``layout``/``image_size``: for keypoint files that do not say. Returns a
+    :class:`~smplify.fitting.sequence.SequenceResult`; frames where nobody is detected are interpolated
+    and flagged (``result.interpolated``). The temporal weights are ``config.sequence``."""
+    import time
+
+    from .fitting.sequence import fit_sequence
+    from .keypoints.video import detect_clip, open_clip
+
+    t0 = time.perf_counter()
+    fitter = make_fitter(prior, model, config, **overrides)
+    if keypoints is None:
+        clip = open_clip(source, fps)
+        keypoints = detect_clip(clip, detect_mode, layout=layout, image_size=image_size)
+    clip = keypoints.clip
+    t_detect = time.perf_counter() - t0
+    camera = None
+    frames = []
+    for i, k in enumerate(keypoints.keypoints):
+        if k is None:
+            frames.append(None)
+            continue
+        if camera is None:  # one camera for the clip: the first frame's (EXIF of a photo frame, else the default)
+            path = clip.files[i] if clip.kind == "frames" else None
+            camera = make_camera(tuple(k.image_size), path, focal)
+        frames.append(keypoints_to_input(k, fitter.body, camera=camera, tag=clip.frame_names[i]))
+    if camera is None:
+        raise InputError(f"{source}: nobody detected in any of its {clip.frames} frames")
+    result = fit_sequence(fitter, frames, clip.fps, clip.frame_names)
+    result.timings = dict(result.timings, detect=keypoints.detect_s, read=keypoints.read_s,
+                          load_and_detect=t_detect)
+    return result

@@ -2,7 +2,7 @@
 with the command that measured it: docs/decisions.md."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Optional, Tuple
 
 
@@ -80,6 +80,35 @@ INITS = ("regressor", "lift", "regressor+lift", "mean")
 
 
 @dataclass
+class SequenceConfig:
+    """The joint refinement of a video's frames (:mod:`smplify.fitting.sequence`). The temporal weights were
+    tuned on synthetic sequences made from the training mocap clips (docs/video.md, "Tuning").
+
+    Accelerations are in physical units (m/s², rad/s²: second differences × fps²), so a weight means the
+    same at 15 and 60 fps; each term is summed over frames like the data term.
+    """
+
+    # Σ_t Σ_j ‖ä_tj‖² of the 24 joints in camera coordinates, (m/s²)²: translation, root and pose in one term.
+    # 0.1 from 0.03-1 on synthetic training clips (2 × 6 clips of 60 frames at 60 fps): PA-MPJPE flat over the
+    # range (22.6 mm vs 28.4 per frame; 17.7 vs 24.5), acceleration nearest the truth's (2.33 vs 2.60 m/s²;
+    # 2.21 vs 2.40; docs/video.md, "Tuning")
+    joint_accel: float = 0.1
+    pose_accel: float = 0.0  # Σ_t ‖θ̈_t‖² of the 63 body-pose angles, (rad/s²)²; 1e-4 changed nothing measured
+    # the refinement starts from the per-frame fits low-passed by a Gaussian of this σ (seconds; 0: as fitted):
+    # the acceleration term is stiff and L-BFGS alone removes per-frame jitter slowly (σ 0.05 s: 2× the truth's
+    # acceleration left; 0.2 s: +3.5 mm PA-MPJPE, over-smoothed)
+    init_smoothing: float = 0.1
+    # L-BFGS iterations of the joint refinement: 30 and 50 give the same PA-MPJPE on both tuning seeds (17.6,
+    # 22.6 mm), acceleration 2.46 / 2.68 m/s² at 30 (truth 2.40 / 2.60), 2.21 / 2.33 at 50; 30 is 40 % faster
+    iterations: int = 30
+    min_keypoints: int = 6  # a frame with fewer confident keypoints is missing: data weight 0, interpolated, flagged
+    # frames that face the other way from the clip (a > 90° jump from the last frame) are fitted again with the
+    # detector's left and right swapped, kept where they then face the clip's way (docs/video.md)
+    retry_swapped_sides: bool = True
+    share_betas: bool = True  # one body shape for the clip
+
+
+@dataclass
 class FitConfig:
     """All knobs of a fit. Defaults are what `smplify fit` uses."""
 
@@ -140,6 +169,7 @@ class FitConfig:
     adam_iterations_factor: float = 4.0  # Adam runs this many times each stage's iteration count
     seed: int = 0
     device: str = "cpu"  # torch device of the optimisation ("cuda", "cuda:1")
+    sequence: SequenceConfig = field(default_factory=SequenceConfig)  # videos only (smplify.fit_video)
 
     def __post_init__(self):
         if self.flip_decided_ratio is not None and not self.flip_decided_ratio >= 1.0:

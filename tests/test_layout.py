@@ -58,7 +58,7 @@ def test_no_module_outside_the_cli_imports_it():
 def test_argparse_lives_only_in_the_cli():
     mods = _modules()
     users = sorted(n for n, p in mods.items() if "argparse" in {m.split(".")[0] for m in _all_imports(p)})
-    allowed = ("smplify.cli", "smplify.evaluation.realcapture")  # realcapture: the lead's module, its own main
+    allowed = ("smplify.cli",)
     assert [n for n in users if not n.startswith(allowed)] == []
 
 

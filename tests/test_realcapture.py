@@ -65,3 +65,22 @@ def test_detections_keep_world_landmarks_and_score_them_unfitted(tmp_path, monke
     (row,) = rc.raw_world_rows(cap, frames=[10], cameras=["3"])  # from the cache written above
     assert row.label == "world landmarks (unfitted)" and 20 < row.pa_mpjpe_mm < 200
     assert "world landmarks" in rc.summary_table([row])
+
+
+def test_the_command_prints_a_table_and_writes_every_row(tmp_path, capsys):
+    from smplify.cli import main
+
+    csv = tmp_path / "rows.csv"
+    assert main(["evaluate-capture", "--priors", "none", "--mode", "perfect", "--frames", "0:1", "--cameras", "3",
+                 "--csv", str(csv)]) == 0
+    assert "cam_03" in capsys.readouterr().out
+    assert len(csv.read_text().splitlines()) == 1 + 2
+
+
+def test_the_command_refuses_bad_options_in_one_line(capsys):
+    from smplify.cli import main
+
+    assert main(["evaluate-capture", "--mode", "both"]) == 2
+    assert main(["evaluate-capture", "--frames", "9:3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(e.startswith("error:") for e in err)

@@ -20,6 +20,8 @@ SUBCOMMANDS = (
     "smplify.cli.detect",
     "smplify.cli.doctor",
     "smplify.cli.evaluate",
+    "smplify.cli.evaluate_video",
+    "smplify.cli.realcapture",
     "smplify.cli.train_prior",
     "smplify.cli.train_regressor",
     "smplify.cli.pseudogt",

@@ -120,11 +120,16 @@ def config_from_args(args) -> FitConfig:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("fit", help="fit the body model to photos or keypoint files")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="photo or keypoint file (JSON, OpenPose, COCO, npy/npz)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="photo or keypoint file (JSON, OpenPose, COCO, npy/npz); or a clip: a video, a folder of "
+                        "numbered frames or of keypoint files (one sequence fit, docs/video.md)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--no-overlay", action="store_true", help="skip the overlay PNG (faster)")
     add_input_options(p)
     add_fit_options(p)
+    from .fit_clip import add_clip_options
+
+    add_clip_options(p)
     p.set_defaults(func=run)
 
 
@@ -162,7 +167,16 @@ def run(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     items, failures, used = [], [], set()
+    from ..keypoints.video import is_clip
+    from .fit_clip import run_clip
+
+    clips = [src for src in args.inputs if is_clip(src)]
+    for src in clips:  # each clip is one sequence fit with its own files
+        if run_clip(args, src, out, cfg, opts):
+            failures.append(str(src))
     for src in args.inputs:
+        if src in clips:
+            continue
         try:
             people = api.read_inputs(src, **opts)
             base = Path(src).stem
@@ -178,6 +192,8 @@ def run(args) -> int:
         print(f"error: refusing to write {clash[0]}: it would overwrite the input {clash[1]}; "
               f"choose another --out", file=sys.stderr)
         return 2
+    if clips and not items and len(clips) == len(args.inputs):
+        return 1 if failures else 0
     if items:  # nothing to fit: no empty --out left behind
         try:
             out.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ so even a perfect fit leaves an offset.
     cap = load_capture()                                  # $SMPLIFY_REALCAPTURE or ../shared/data/realcapture
     rows = evaluate(cap, {"gmm": FitConfig(prior="gmm")}, mode="detected")   # -> [RealCaptureRow]
 
-or ``python -m smplify.evaluation.realcapture --priors none,gmm --mode detected`` (see ``--help``).
+or ``smplify evaluate-capture --priors none,gmm --mode detected`` (see ``--help``).
 Detections are cached outside the tree (``$SMPLIFY_CACHE`` or ``~/.cache/smplify``), keyed by the
 video's size and modification time and the detector.
 """
@@ -381,45 +381,3 @@ def configs_for(priors: Sequence[str], base=None) -> Dict[str, object]:
     base = base or FitConfig()
     return {p: replace(base, prior=p) for p in priors}
 
-
-def main(argv=None) -> int:
-    """``python -m smplify.evaluation.realcapture``: a table per mode, rows to CSV."""
-    import argparse
-
-    ap = argparse.ArgumentParser(description="single-view fits of the real capture, PA-MPJPE vs triangulated 3D")
-    ap.add_argument("--root", help="capture folder (default: $SMPLIFY_REALCAPTURE or ../shared/data/realcapture)")
-    ap.add_argument("--priors", default="none,gmm,vae")
-    ap.add_argument("--mode", default="detected,perfect", help="detected, perfect or both")
-    ap.add_argument("--frames", help="first:last (default: every frame)")
-    ap.add_argument("--cameras", help="comma-separated, e.g. 1,2 (default: all)")
-    ap.add_argument("--init", choices=["regressor", "lift", "regressor+lift", "mean"])
-    ap.add_argument("--world-weight", type=float, help="FitConfig.world_weight (the bone-direction term on MediaPipe's "
-                    "world landmarks; 0: off)")
-    ap.add_argument("--raw-world", action="store_true", help="also score MediaPipe's world landmarks, unfitted")
-    ap.add_argument("--optimizer", choices=["lbfgs", "lm", "adam", "auto"])
-    ap.add_argument("--csv", help="write every row here")
-    args = ap.parse_args(argv)
-    from ..config import FitConfig
-
-    cap = load_capture(args.root)
-    frames = None
-    if args.frames:
-        a, b = (int(v) for v in args.frames.split(":"))
-        frames = range(a, b + 1)
-    cameras = args.cameras.split(",") if args.cameras else None
-    over = {k: v for k, v in (("init", args.init), ("optimizer", args.optimizer), ("world_weight", args.world_weight))
-            if v is not None}
-    rows = []
-    for mode in args.mode.split(","):
-        got = evaluate(cap, configs_for(args.priors.split(","), FitConfig(**over)), mode, frames, cameras)
-        if mode == "detected" and args.raw_world:
-            got = raw_world_rows(cap, frames, cameras) + got
-        print(f"\n{mode} keypoints ({len(got)} fits)\n{summary_table(got)}", flush=True)
-        rows += got
-    if args.csv:
-        write_csv(rows, args.csv)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

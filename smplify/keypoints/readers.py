@@ -37,6 +37,9 @@ COCO_VISIBILITY = {0: 0.0, 1: 0.5, 2: 1.0}  # not labelled / labelled but occlud
 _IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG", ".bmp", ".webp")
 
 
+class NoPeopleError(KeypointError):
+    """A keypoint file that holds nobody (a video frame where nobody was detected)."""
+
 def _photo_size(path: Path) -> Optional[tuple]:
     from PIL import Image
 
@@ -358,7 +361,7 @@ def read_keypoints(path, layout: Optional[str] = None, image_id=None, validate: 
                                 f"'people[].pose_keypoints_2d' or COCO 'annotations')")
     if not people:
         which = f" for image {image_id!r}" if image_id is not None else ""
-        raise KeypointError(f"{p}: no people in the file{which}")
+        raise NoPeopleError(f"{p}: no people in the file{which}")
     if validate:
         many = len(people) > 1
         empty = [k for k in people if np.isfinite(k.confidence).all() and not (np.asarray(k.confidence) > 0).any()]
