@@ -49,15 +49,19 @@ class GMMPrior:
         cov = torch.as_tensor(covars, dtype=torch.float64)
         L = torch.linalg.cholesky(cov)
         P = torch.linalg.inv(L).transpose(1, 2)
-        self.prec_chol = P.float()  # (K, D, D): Σ⁻¹ = P Pᵀ
-        self.half_precisions = (0.5 * P @ P.transpose(1, 2)).float()  # (K, D, D): ½Σ⁻¹, the max form's Gauss-Newton H
+        # a prior weight w (meta 'weight', chosen by leave-one-group-out evaluation) scales the whole nll:
+        # f = w·(−log w_k − log N(x; μ_k, Σ_k)); the precision factors carry √w, the constants w
+        self.weight = w = float(meta.get("weight", 1.0))
+        self._covars = cov  # unscaled, for sampling and saving
+        self.prec_chol = (P * math.sqrt(w)).float()  # (K, D, D): wΣ⁻¹ = P Pᵀ
+        self.half_precisions = (0.5 * w * P @ P.transpose(1, 2)).float()  # (K, D, D): ½wΣ⁻¹, the max form's Gauss-Newton H
         self.log_det = (2 * torch.log(torch.diagonal(L, dim1=1, dim2=2)).sum(-1)).float()
         self.log_w = torch.log(torch.as_tensor(weights, dtype=torch.float32))
         self.meta = meta
         self.mode = mode
         D = self.means.shape[1]
         self.const = 0.5 * D * math.log(2 * math.pi)
-        self.nll_offset = 0.5 * self.log_det + self.const - self.log_w  # (K,): the nll's constant per component
+        self.nll_offset = w * (0.5 * self.log_det + self.const - self.log_w)  # (K,): the nll's constant per component
         K = len(self.means)
         # for best_component: every ½Σ_k⁻¹ side by side, [i, (k, j)] = ½Σ_k⁻¹[i, j], and ½Σ_k⁻¹ μ_k (K, D)
         self.half_precisions_side = self.half_precisions.permute(1, 0, 2).reshape(D, K * D).contiguous()
@@ -85,7 +89,7 @@ class GMMPrior:
         c = self.component_nll(pose[:, :63])
         if (mode or self.mode) == "max":
             return c.min(-1).values
-        return -torch.logsumexp(-c, -1)
+        return -self.weight * torch.logsumexp(-c / self.weight, -1)
 
     def mean_pose(self) -> torch.Tensor:
         """Weighted mean of the component means (63,)."""
@@ -94,13 +98,13 @@ class GMMPrior:
     def sample(self, n: int, seed: int = 0) -> np.ndarray:
         rng = np.random.default_rng(seed)
         k = rng.choice(len(self._weights), n, p=self._weights / self._weights.sum())
-        cov = np.linalg.inv(np.einsum("kde,kfe->kdf", self.prec_chol.double().numpy(), self.prec_chol.double().numpy()))
-        return np.stack([rng.multivariate_normal(self.means[i].numpy(), cov[i]) for i in k]).astype(np.float32)
+        cov = self._covars.numpy()
+        return np.stack([rng.multivariate_normal(self.means[i].numpy(), cov[i], method="cholesky") for i in k]).astype(np.float32)
 
     # ---- files ----------------------------------------------------------------------
     @classmethod
     def fit(cls, poses: np.ndarray, components: int = 8, seed: int = 0, meta: dict | None = None,
-            progress: bool = True) -> "GMMPrior":
+            progress: bool = True, reg_covar: float = 1e-4) -> "GMMPrior":
         """Fit on (N, 63) poses. A progress bar shows each EM initialisation's iterations."""
         poses = np.asarray(poses)
         if poses.ndim != 2 or poses.shape[1] != D_BODY:
@@ -110,13 +114,13 @@ class GMMPrior:
         if len(poses) < min_samples(components):
             raise ValueError(f"too little data for a {components}-component GMM: {len(poses)} poses, need at least "
                              f"{min_samples(components)} (use more data or fewer --components)")
-        gm = _progress_mixture(components, progress, covariance_type="full", reg_covar=1e-4, max_iter=500,
-                               n_init=2, random_state=seed)
+        gm = _progress_mixture(components, progress, covariance_type="full", reg_covar=reg_covar, max_iter=300,
+                               n_init=1, random_state=seed)
         try:
             gm.fit(poses)
         finally:
             gm.close_bar()
-        meta = dict(meta or {}, components=components, samples=int(len(poses)), converged=bool(gm.converged_),
+        meta = dict(meta or {}, components=components, reg_covar=reg_covar, samples=int(len(poses)), converged=bool(gm.converged_),
                     joints="SMPL body joints 1-21 (63 axis-angle numbers)", date=time.strftime("%Y-%m-%d"),
                     train_mean_loglik=float(gm.score(poses)))
         return cls(gm.means_, gm.covariances_, gm.weights_, meta)
@@ -125,7 +129,7 @@ class GMMPrior:
         path = Path(path)
         from smplify.fileio import atomic_savez
 
-        cov = np.linalg.inv(np.einsum("kde,kfe->kdf", self.prec_chol.double().numpy(), self.prec_chol.double().numpy()))
+        cov = self._covars.numpy()
         # a half-written file never replaces a good one
         atomic_savez(path, means=self.means.numpy(), covars=cov, weights=self._weights,
                      meta_json=np.array(json.dumps(self.meta)))

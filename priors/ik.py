@@ -30,6 +30,32 @@ class IKResult:
     mean_error_m: float  # over all mapped joints (soft joints after their constant offsets)
     limb_error_m: float  # over hips, knees, ankles, shoulders, elbows, wrists
     per_joint_m: dict
+    frame_error_m: np.ndarray | None = None  # (T,) mean error over mapped joints per frame
+
+
+#: limb bones (SMPL joint names) whose lengths set a file's unit (:func:`estimate_unit`)
+UNIT_BONES = (("left_hip", "left_knee"), ("left_knee", "left_ankle"), ("right_hip", "right_knee"),
+              ("right_knee", "right_ankle"), ("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"),
+              ("right_shoulder", "right_elbow"), ("right_elbow", "right_wrist"))
+
+
+def estimate_unit(body: BodyModel, positions: np.ndarray, joint_names, joint_map: dict) -> float:
+    """Metres per file unit: the body model's mean-shape limb length over the file's (median over frames
+    of thigh, shin, upper-arm and forearm lengths, summed). Units in mocap files are not to be trusted
+    (CMU's ASF units, centimetres, inches, metres); the IK's shape then fits the proportions."""
+    names = list(joint_names)
+    with torch.no_grad():
+        rest = body.joints_and_landmarks(torch.zeros(1, 3), torch.zeros(1, 63)).joints[0].numpy()
+    ours = theirs = 0.0
+    for a, b in UNIT_BONES:
+        if a not in joint_map or b not in joint_map:
+            continue
+        ia, ib = names.index(joint_map[a][0]), names.index(joint_map[b][0])
+        theirs += float(np.median(np.linalg.norm(positions[:, ia] - positions[:, ib], axis=-1)))
+        ours += float(np.linalg.norm(rest[SMPL_JOINT_NAMES.index(a)] - rest[SMPL_JOINT_NAMES.index(b)]))
+    if theirs <= 0:
+        raise ValueError("cannot estimate units: no limb bones mapped")
+    return ours / theirs
 
 
 def _kabsch(src: torch.Tensor, dst: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -98,4 +124,4 @@ def fit_sequence(body: BodyModel, positions: np.ndarray, joint_names, joint_map:
     mapped = [SMPL_JOINT_NAMES[j] for j in smpl_idx]
     limb = [k for k, n in enumerate(mapped) if n in LIMB_JOINTS]
     return IKResult(p.numpy(), g.numpy(), t.numpy(), b[0].numpy(), float(err.mean()), float(err[:, limb].mean()),
-                    {n: float(err[:, k].mean()) for k, n in enumerate(mapped)})
+                    {n: float(err[:, k].mean()) for k, n in enumerate(mapped)}, err.mean(-1).numpy())

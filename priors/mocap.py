@@ -5,8 +5,10 @@ copied into SMPL poses (:mod:`priors.ik` fits SMPL to the positions).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import csv
+import gzip
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Tuple
 
@@ -21,11 +23,25 @@ class MocapSequence:
     fps: float
     source: str
     licence: str
+    group: str = ""  # activity group (leave-one-group-out evaluation holds out whole groups)
+    unit: float | None = None  # metres per file unit if known; None: estimated from limb lengths
+
+
+class BVHFrameCountWarning(UserWarning):
+    """A BVH file holds a different number of frames than its ``Frames:`` line declares."""
+
+
+def _read_text(path) -> str:
+    p = Path(path)
+    if p.suffix == ".gz":
+        with gzip.open(p, "rt") as fh:
+            return fh.read()
+    return p.read_text()
 
 
 def parse_bvh(path):
     """Hierarchy and motion of a BVH file: (names, parents, offsets (J, 3), channels, motion (T, C), frame time)."""
-    tokens = Path(path).read_text().split()
+    tokens = _read_text(path).split()
     names, parents, offsets, channels = [], [], [], []
     stack: List[int] = []
     i = 0
@@ -63,7 +79,8 @@ def parse_bvh(path):
         held = values.size // n_ch if n_ch else 0
         if n_ch and values.size % n_ch == 0 and held > n_frames:
             # exporters often declare one frame fewer than they write (3069 declared, 3070 present): read all
-            warnings.warn(f"{path}: holds {held} frames of motion but declares {n_frames}; reading all {held}")
+            warnings.warn(f"{path}: holds {held} frames of motion but declares {n_frames}; reading all {held}",
+                          BVHFrameCountWarning, stacklevel=2)
             n_frames = held
         else:
             raise ValueError(f"{path}: expected {n_frames}×{n_ch} motion values, found {values.size}")
@@ -136,12 +153,76 @@ MOCAPBANK_MAP = {
     "left_wrist": ("LeftWrist", 1.0), "right_wrist": ("RightWrist", 1.0),
 }
 
+#: CMU subjects 60/61 (salsa) as exported with Poser-style names (lThigh = hip joint, lShin = knee ...)
+SALSA_MAP = {
+    "pelvis": ("hip", 0.5), "left_hip": ("lThigh", 1.0), "right_hip": ("rThigh", 1.0),
+    "left_knee": ("lShin", 1.0), "right_knee": ("rShin", 1.0), "left_ankle": ("lFoot", 1.0),
+    "right_ankle": ("rFoot", 1.0), "spine1": ("abdomen", 0.3), "spine3": ("chest", 0.3), "neck": ("neck", 0.3),
+    "head": ("head", 0.5), "left_collar": ("lCollar", 0.3), "right_collar": ("rCollar", 0.3),
+    "left_shoulder": ("lShldr", 1.0), "right_shoulder": ("rShldr", 1.0), "left_elbow": ("lForeArm", 1.0),
+    "right_elbow": ("rForeArm", 1.0), "left_wrist": ("lHand", 1.0), "right_wrist": ("rHand", 1.0),
+}
+#: cgspeed "3dsmax-friendly" layout (CMU subject 131): LeftHip = hip joint, LeftKnee, LeftAnkle, LeftToe ...
+MAX_MAP = {
+    "pelvis": ("Hips", 0.5), "left_hip": ("LeftHip", 1.0), "right_hip": ("RightHip", 1.0),
+    "left_knee": ("LeftKnee", 1.0), "right_knee": ("RightKnee", 1.0), "left_ankle": ("LeftAnkle", 1.0),
+    "right_ankle": ("RightAnkle", 1.0), "left_foot": ("LeftToe", 0.5), "right_foot": ("RightToe", 0.5),
+    "spine2": ("Chest", 0.3), "spine3": ("Chest2", 0.3), "neck": ("Neck", 0.3), "head": ("Head", 0.5),
+    "left_collar": ("LeftCollar", 0.3), "right_collar": ("RightCollar", 0.3),
+    "left_shoulder": ("LeftShoulder", 1.0), "right_shoulder": ("RightShoulder", 1.0),
+    "left_elbow": ("LeftElbow", 1.0), "right_elbow": ("RightElbow", 1.0), "left_wrist": ("LeftWrist", 1.0),
+    "right_wrist": ("RightWrist", 1.0),
+}
+
+#: INDEX.csv categories -> short activity-group names (one group per category; see cmu/SOURCES.md)
+CATEGORY_GROUP = {"climbing": "climbing", "locomotion": "locomotion", "jumping": "jumping", "sports": "sports",
+                  "everyday": "everyday", "dance": "dance", "exercise": "exercise"}
+
+
+def category_group(category: str, description: str = "") -> str:
+    """Short activity group of an INDEX row ('salsa' for CMU's salsa trials, else its category's)."""
+    if "salsa" in description.lower():
+        return "salsa"
+    head = category.strip().split()[0].split("/")[0].lower() if category.strip() else ""
+    if head not in CATEGORY_GROUP:
+        raise ValueError(f"unknown mocap category {category!r}")
+    return CATEGORY_GROUP[head]
+
+
 CMU_ACK = ("CMU Graphics Lab Motion Capture Database: 'The data used in this project was obtained from "
            "mocap.cs.cmu.edu. The database was created with funding from NSF EIA-0196217.'")
 
 
-def load_open_mocap(root, fps: float = 30.0) -> List[Tuple[MocapSequence, dict]]:
-    """The redistributable mocap in ``root`` (shared/data/mocap), each with its joint map."""
+def load_cmu_clips(folder, fps: float = 10.0, only=None) -> List[Tuple[MocapSequence, dict]]:
+    """The gzipped CMU clips of ``folder`` (shared/data/mocap/cmu) listed in INDEX.csv and INDEX_extra.csv,
+    each at ``fps`` with its joint map and activity group. Units are left to the caller (``unit`` None:
+    the cgspeed files use CMU's ASF units, the salsa ones roughly metres; estimate them from limb lengths)."""
+    folder = Path(folder)
+    out = []
+    for index in ("INDEX.csv", "INDEX_extra.csv"):
+        path = folder / index
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: clip index not found")
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        for r in rows:
+            stem = r["file"].split(".")[0]
+            if only is not None and stem not in only:
+                continue
+            subject = int(r["subject"])
+            jmap = SALSA_MAP if subject in (60, 61) else MAX_MAP if subject == 131 else CMU_MAP
+            names, pos, ft = bvh_positions(folder / r["file"], 1)
+            every = max(1, round((1 / ft) / fps))
+            seq = MocapSequence(f"cmu_{stem}", names, pos[::every], 1 / (ft * every),
+                                f"CMU {stem} ({r['description']}) via {r['source_repo']}@{r['source_commit'][:8]}",
+                                CMU_ACK, group=category_group(r["category"], r["description"]))
+            out.append((seq, jmap))
+    return out
+
+
+def load_open_mocap(root, fps: float = 30.0, cmu_clips: bool = False) -> List[Tuple[MocapSequence, dict]]:
+    """The redistributable mocap in ``root`` (shared/data/mocap), each with its joint map; with
+    ``cmu_clips`` also the 165 clips of ``root/cmu`` (:func:`load_cmu_clips`)."""
     root = Path(root)
     out = []
     for name in ("cmu_01_01", "cmu_01_03"):
@@ -150,10 +231,10 @@ def load_open_mocap(root, fps: float = 30.0) -> List[Tuple[MocapSequence, dict]]
         if name == "cmu_01_01":  # frame 0 is a T-pose calibration frame
             pos = pos[1:]
         out.append((MocapSequence(name, names, pos, 1 / ft, "assimp-testmodels 5.2.5 (Debian), CMU 01_01/01_03",
-                                  CMU_ACK), CMU_MAP))
+                                  CMU_ACK, group="climbing", unit=0.0254 / 0.45), CMU_MAP))
     names, pos, ft = bvh_positions(root / "mocapbank_walk.bvh", max(1, round(30 / fps)))
-    out.append((MocapSequence("mocapbank_walk", names, pos, 1 / ft, "bvhtoolbox 0.1.3 (PyPI) test file", "MIT"),
-                MOCAPBANK_MAP))
+    out.append((MocapSequence("mocapbank_walk", names, pos, 1 / ft, "bvhtoolbox 0.1.3 (PyPI) test file", "MIT",
+                              group="locomotion", unit=0.01), MOCAPBANK_MAP))
     for f in sorted((root / "holosoma_climb").glob("*.npy")):
         a = np.load(f, allow_pickle=False).astype(np.float64)
         if a.ndim != 3 or a.shape[1:] != (53, 3):
@@ -162,7 +243,9 @@ def load_open_mocap(root, fps: float = 30.0) -> List[Tuple[MocapSequence, dict]]
         a = np.stack([a[..., 0], a[..., 2], -a[..., 1]], -1)  # Z up -> Y up
         seq = "holosoma_climb_" + f.stem.split("_")[3]
         out.append((MocapSequence(seq, HOLOSOMA_NAMES, a, fps, "holosoma-retargeting 0.1.0 (PyPI) demo data",
-                                  "Apache-2.0"), HOLOSOMA_MAP))
+                                  "Apache-2.0", group="holosoma_climb", unit=1.0), HOLOSOMA_MAP))
+    if cmu_clips:
+        out += load_cmu_clips(root / "cmu", fps)
     return out
 
 
@@ -203,3 +286,34 @@ def drop_near_duplicates(poses: np.ndarray, max_angle: float = 0.05, joints: np.
                          min_move: float | None = None) -> np.ndarray:
     """``poses`` without near-duplicate frames (see :func:`near_duplicate_keep`)."""
     return np.asarray(poses)[near_duplicate_keep(poses, max_angle, joints, min_move)]
+
+
+#: joint maps tried, in order, for a BVH file of unknown layout (the first whose names are all present)
+KNOWN_MAPS = (("CMU cgspeed", CMU_MAP), ("CMU 3dsmax", MAX_MAP), ("Poser-style (CMU salsa)", SALSA_MAP),
+              ("mocapbank", MOCAPBANK_MAP))
+
+
+def detect_joint_map(joint_names, where="") -> Tuple[str, dict]:
+    """The known joint map whose every source joint this skeleton has (``(layout name, map)``)."""
+    have = set(joint_names)
+    for name, jmap in KNOWN_MAPS:
+        if all(src in have for src, _ in jmap.values()):
+            return name, jmap
+    raise ValueError(f"{where}: unknown BVH skeleton (joints {', '.join(list(joint_names)[:8])}, ...); "
+                     f"known layouts: {', '.join(n for n, _ in KNOWN_MAPS)}")
+
+
+def bvh_body_poses(path, fps: float = 10.0, iterations: int = 400) -> np.ndarray:
+    """(T, 63) SMPL body poses of a BVH file (plain or .gz) at ``fps``: layout detected from joint names,
+    units estimated from limb lengths, SMPL fitted to the joint positions (:mod:`priors.ik`)."""
+    from smplify.body import BodyModel, load_model_file
+
+    from .ik import estimate_unit, fit_sequence
+
+    names, pos, ft = bvh_positions(path, 1)
+    every = max(1, round((1 / ft) / fps))
+    _, jmap = detect_joint_map(names, str(path))
+    body = BodyModel(load_model_file())
+    pos = pos[::every]
+    r = fit_sequence(body, pos * estimate_unit(body, pos, names, jmap), names, jmap, iterations=iterations)
+    return r.body_pose.astype(np.float32)

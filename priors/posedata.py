@@ -213,3 +213,33 @@ def open_poses(split: str = "train") -> np.ndarray:
     """(N, 63) poses of the shipped open set: 'train' or 'heldout' (no mirroring)."""
     with np.load(OPEN_POSES, allow_pickle=False) as z:
         return z["poses"][z["split"] == split].astype(np.float32)
+
+
+def load_eval_poses(paths: Sequence, fps: float = 10.0) -> np.ndarray:
+    """Poses a user tests on (``--poses FILE...``): AMASS ``.npz`` (``poses``, subsampled to ``fps``), our
+    npz (all its poses, every split), plain pose arrays, or BVH files (``.bvh``, ``.bvh.gz``: converted by
+    IK). No mirroring. Every problem is a one-line :class:`PoseDataError` naming the file."""
+    chunks = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise PoseDataError(f"{p}: not found")
+        if p.name.endswith((".bvh", ".bvh.gz")):
+            from .mocap import bvh_body_poses
+
+            try:
+                chunks.append(_check(bvh_body_poses(p, fps), f"{p.name} ({p})"))
+            except (ValueError, IndexError, OSError) as exc:
+                raise PoseDataError(f"{p.name}: cannot convert BVH ({' '.join(str(exc).split())[:200]}) ({p})") from None
+            continue
+        z = _open_npz(p)
+        try:
+            files = z.files if hasattr(z, "files") else list(z)
+            ours = "split" in files and "poses" in files
+            poses = _read_key(z, "poses", p).astype(np.float32) if ours else None
+        finally:
+            if hasattr(z, "close"):
+                z.close()
+        chunks.append(_check(poses, f"{p.name} ({p})") if ours else read_pose_file(p, target_fps=fps))
+    if not chunks:
+        raise PoseDataError("no pose files given")
+    return np.concatenate(chunks)

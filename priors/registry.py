@@ -1,14 +1,19 @@
-"""Pose priors by name: 'none', 'gmm', 'vae' (shipped defaults in priors/assets/)."""
+"""Pose priors by name: 'none', 'bend', 'limits', 'gmm', 'chain', 'vae' (shipped files in priors/assets/).
+
+A chain-GMM file may carry a ``limits_weight`` in its metadata: the anatomical joint limits
+(:mod:`priors.limits`) are then added with that weight, and a ``weight`` that scales the whole prior
+(both chosen by leave-one-group-out evaluation, :mod:`priors.crossval`).
+"""
 from __future__ import annotations
 
 from typing import Optional
 
 import torch
 
-from smplify.paths import GMM_PRIOR, VAE_PRIOR
+from smplify.paths import CHAIN_PRIOR, GMM_PRIOR, VAE_PRIOR
 
-PRIOR_NAMES = ("none", "gmm", "vae", "bend")
-DEFAULT_FILES = {"gmm": GMM_PRIOR, "vae": VAE_PRIOR}
+PRIOR_NAMES = ("none", "gmm", "vae", "bend", "chain", "limits")
+DEFAULT_FILES = {"gmm": GMM_PRIOR, "vae": VAE_PRIOR, "chain": CHAIN_PRIOR}
 
 
 class NoPrior:
@@ -32,6 +37,17 @@ def get_pose_prior(name: str, path: Optional[str] = None):
         from .simple import BendPrior
 
         return BendPrior()
+    if name == "limits":
+        from .limits import JointLimitPrior
+
+        return JointLimitPrior()
+    if name == "chain":
+        from .chains import ChainGMMPrior, SumPrior
+        from .limits import JointLimitPrior
+
+        prior = ChainGMMPrior.load(path or DEFAULT_FILES["chain"])
+        lw = float(prior.meta.get("limits_weight", 0.0))
+        return SumPrior([prior, JointLimitPrior(weight=prior.weight)], [1.0, lw], name="chain") if lw > 0 else prior
     if name == "gmm":
         from .gmm import GMMPrior
 

@@ -107,7 +107,7 @@ class VAEPrior:
     @classmethod
     def fit(cls, poses: np.ndarray, body=None, epochs: int = 60, batch: int = 256, lr: float = 1e-3,
             kl_weight: float = 5e-3, latent: int = 32, seed: int = 0, progress: bool = True,
-            meta: dict | None = None) -> "VAEPrior":
+            meta: dict | None = None, hidden: int = 512) -> "VAEPrior":
         from tqdm import tqdm
 
         X = torch.as_tensor(np.asarray(poses), dtype=torch.float32)
@@ -119,7 +119,7 @@ class VAEPrior:
             raise ValueError(f"epochs must be at least 1, got {epochs}")
         batch = max(1, min(batch, len(X)))  # fewer poses than a batch: one batch of all of them
         torch.manual_seed(seed)
-        model = PoseVAE(latent)
+        model = PoseVAE(latent, hidden)
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-5)
         steps = epochs * (len(X) // batch)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)

@@ -33,7 +33,7 @@ def load_body(model: Optional[str] = None, gender: str = "neutral") -> BodyModel
 
 @functools.lru_cache(maxsize=8)
 def load_prior(name: str, path: Optional[str] = None):
-    """A pose prior by name ('none', 'gmm', 'vae', 'bend'; cached); ``path``: a file instead of the shipped one."""
+    """A pose prior by name ('none', 'bend', 'limits', 'gmm', 'chain', 'vae'; cached); ``path``: a file instead of the shipped one."""
     from priors import get_pose_prior
 
     return get_pose_prior(name, path)
@@ -60,7 +60,7 @@ def build_fitter(body: BodyModel, config: Optional[FitConfig] = None, prior=None
     return Fitter(body, cfg, prior=prior, regressor=regressor, start_pose=shared)
 
 
-def make_fitter(prior: str = "gmm", model: Optional[str] = None, config: Optional[FitConfig] = None,
+def make_fitter(prior: str = "chain", model: Optional[str] = None, config: Optional[FitConfig] = None,
                 gender: str = "neutral", **overrides) -> Fitter:
     """A :class:`Fitter` for a prior name ('none', 'gmm', 'vae') and a body model file (default: the open model)."""
     cfg = replace(config or FitConfig(), prior=prior, **overrides)
@@ -154,7 +154,7 @@ def read_inputs(path, bbox=None, layout: Optional[str] = None, image_size=None, 
     return _person_in_box(people, bbox, p) if bbox is not None else people
 
 
-def fit_many(inputs: Sequence[Union[str, Path, object]], prior: str = "gmm", model: Optional[str] = None,
+def fit_many(inputs: Sequence[Union[str, Path, object]], prior: str = "chain", model: Optional[str] = None,
              focal: Optional[float] = None, config: Optional[FitConfig] = None, *, layout: Optional[str] = None,
              image_size=None, image_id=None, bbox=None, **overrides) -> List[FitResult]:
     """Fit every person of every input in one batched optimisation.
@@ -174,7 +174,7 @@ def fit_many(inputs: Sequence[Union[str, Path, object]], prior: str = "gmm", mod
     return fitter.fit(items)
 
 
-def fit(image_or_keypoints, prior: str = "gmm", model: Optional[str] = None, focal: Optional[float] = None,
+def fit(image_or_keypoints, prior: str = "chain", model: Optional[str] = None, focal: Optional[float] = None,
         config: Optional[FitConfig] = None, *, layout: Optional[str] = None, image_size=None, image_id=None,
         bbox=None, **overrides) -> FitResult:
     """Fit one person: a photo path, a keypoint file path, or a Keypoints2D (the first person of a file)."""

@@ -17,6 +17,7 @@ REGRESSOR_WEIGHTS = ASSETS / "regressor_open.pt"
 PRIOR_ASSETS = ROOT / "priors" / "assets"
 GMM_PRIOR = PRIOR_ASSETS / "gmm_open.npz"
 VAE_PRIOR = PRIOR_ASSETS / "vae_open.pt"
+CHAIN_PRIOR = PRIOR_ASSETS / "chain_open.npz"
 OPEN_POSES = PRIOR_ASSETS / "open_poses.npz"
 
 EXAMPLE_IMAGES = ROOT / "examples" / "images"

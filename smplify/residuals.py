@@ -108,6 +108,8 @@ def _bend_tables(like: torch.Tensor) -> tuple:
 
 def has_least_squares_form(prior) -> bool:
     """Whether :func:`pose_prior_normal` can write this pose prior as a sum of squares."""
+    if hasattr(prior, "least_squares"):  # a prior that writes its own (chain GMM, joint limits, sums of these)
+        return bool(getattr(prior, "has_least_squares", True))
     name = getattr(prior, "name", "")
     return name in ("none", "bend") or (name == "gmm" and getattr(prior, "mode", "max") == "max")
 
@@ -119,7 +121,9 @@ def pose_prior_normal(prior, pose: torch.Tensor, hessian: bool = True) -> Tuple[
     * GMM in SMPLify's max-component form: for the best component k, f = ½ dᵀΣ_k⁻¹d + c_k with
       d = θ − μ_k, so g = ½ Σ_k⁻¹ d and H = ½ Σ_k⁻¹ exactly (a precomputed matrix per component:
       no residual Jacobian is formed);
-    * SMPLify's bend prior (:func:`bend_normal`): H is diagonal and returned as (B, 63).
+    * SMPLify's bend prior (:func:`bend_normal`): H is diagonal and returned as (B, 63);
+    * a prior with its own ``least_squares(pose, hessian)`` method (the chain GMM, the joint limits, their
+      sums: :mod:`priors.chains`, :mod:`priors.limits`) returns f, g, H in this convention itself.
     Args: pose (B, 63); hessian: False: H is None. The GMM's g comes from every component's (one product,
     cheaper at a large batch than a 63x63 matrix per row).
     Returns f (B,), g (B, 63), H (B, 63, 63) or its diagonal (B, 63). Raises
@@ -133,6 +137,8 @@ def pose_prior_normal(prior, pose: torch.Tensor, hessian: bool = True) -> Tuple[
         return bend_normal(pose, hessian)
     if not has_least_squares_form(prior):
         raise ValueError(f"pose prior {name!r} has no least-squares form")
+    if hasattr(prior, "least_squares"):
+        return prior.least_squares(pose[:, :63], hessian)
     f, g, k = prior.best_component(pose[:, :63])  # g for every component in one product, then each row's
     return f, g, (prior.half_precisions[k] if hessian else None)  # H: (B, 63, 63), only where it is wanted
 

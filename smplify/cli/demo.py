@@ -44,5 +44,5 @@ def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="fit the bundled example photo and write its outputs")
     p.add_argument("--out", default="demo_output")
     p.add_argument("--image", default=str(EXAMPLE_PHOTO))
-    p.add_argument("--prior", default="gmm", choices=["none", "gmm", "vae"])
+    p.add_argument("--prior", default="chain", choices=["none", "gmm", "vae", "chain", "limits", "bend"])
     p.set_defaults(func=run)

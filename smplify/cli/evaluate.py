@@ -35,6 +35,9 @@ def _add_common(p) -> None:
                    help="start (default: the fitter's default for benchmark, the mean pose for compare-priors, "
                         "where the priors matter most)")
     p.add_argument("--device", default="cpu", help="torch device of the optimisation, e.g. cuda")
+    p.add_argument("--poses", nargs="+", metavar="FILE",
+                   help="test on your own held-out poses instead of the open set's held-out sequence: AMASS .npz "
+                        "(poses), our pose npz, plain (N, 63|69|72) npz, or BVH (.bvh, .bvh.gz; converted by IK)")
     p.add_argument("--start-pose", choices=["prior", "shared"],
                    help="mean-init start pose: each prior's own mean, or the same (the GMM's mean) for "
                         "every prior (default: prior for benchmark, shared for compare-priors)")
@@ -42,11 +45,11 @@ def _add_common(p) -> None:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("benchmark", help="synthetic benchmark with known 3D truth, one configuration")
-    p.add_argument("--prior", default="gmm", choices=["none", "gmm", "vae"])
+    p.add_argument("--prior", default="chain", choices=["none", "gmm", "vae", "chain", "limits", "bend"])
     _add_common(p)
     p.set_defaults(func=run_benchmark, default_start_pose="prior", default_init=None)
     q = sub.add_parser("compare-priors", help="every prior under the same schedule: tables and plots")
-    q.add_argument("--priors", default="none,gmm,vae")
+    q.add_argument("--priors", default="none,chain,gmm,vae")
     q.add_argument("--bench", default="synthetic", choices=["synthetic"])
     q.add_argument("--images", help="a folder of photos instead of the synthetic benchmark")
     _add_common(q)
@@ -89,8 +92,13 @@ def make_benchmark_cases(body, args):
     from ..keypoints.mapping import layout_targets
 
     noise, drop = _levels(args)
+    poses = None
+    if getattr(args, "poses", None):
+        from priors.posedata import load_eval_poses
+
+        poses = load_eval_poses(args.poses)
     return make_cases(body, layout_targets(MEDIAPIPE33, body.landmark_names), n=args.n, noise_levels=noise,
-                      dropouts=drop, seed=args.seed)
+                      dropouts=drop, seed=args.seed, poses=poses)
 
 
 def fit_config(args):
@@ -160,7 +168,11 @@ def run_benchmark(args) -> int:
     if fitters is None:
         return 2
     out.mkdir(parents=True, exist_ok=True)
-    csv, curves, body, cases = _fresh_run(out, args)
+    try:
+        csv, curves, body, cases = _fresh_run(out, args)
+    except ValueError as exc:  # --poses: unreadable or unconvertible pose files (one line naming the file)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return 2
     t0 = time.time()
     try:
         _fit_cases(args.prior, cases, csv, args, curves_path=curves, fitter=fitters[args.prior])
@@ -180,7 +192,7 @@ def run_compare(args) -> int:
     out = Path(args.out)
     priors = [p.strip() for p in args.priors.split(",") if p.strip()]
     for p in priors:
-        if p not in ("none", "gmm", "vae"):
+        if p not in ("none", "gmm", "vae", "chain", "limits", "bend"):
             print(f"error: unknown prior {p!r}", file=sys.stderr)
             return 2
     fitters = _fitters(priors, args)
@@ -191,7 +203,11 @@ def run_compare(args) -> int:
         from ..evaluation.images import compare_on_images
 
         return compare_on_images(priors, Path(args.images), out, fitters)
-    csv, curves, body, cases = _fresh_run(out, args)
+    try:
+        csv, curves, body, cases = _fresh_run(out, args)
+    except ValueError as exc:  # --poses: unreadable or unconvertible pose files (one line naming the file)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return 2
     interrupted = False
     grid_tags = [c.fit_input.tag for c in plots.grid_cases(cases)]
     kept = {p: dict.fromkeys(grid_tags) for p in priors}  # the grid shows these very fits, not refits

@@ -18,7 +18,8 @@ from ..config import INITS, FitConfig
 
 def add_fit_options(p) -> None:
     """Options shared by every command that fits (fit, pseudo-gt, compare-priors)."""
-    p.add_argument("--prior", default="gmm", choices=["none", "gmm", "vae"], help="pose prior (default: gmm)")
+    p.add_argument("--prior", default="chain", choices=["none", "gmm", "vae", "chain", "limits", "bend"],
+                   help="pose prior (default: chain; docs/priors.md)")
     p.add_argument("--prior-file", help="a prior file of your own (GMM .npz / SMPLify gmm_08.pkl, VAE .pt)")
     p.add_argument("--model", help="body model file or folder (default: $SMPLIFY_MODEL or the open model)")
     p.add_argument("--gender", default="neutral", choices=["neutral", "female", "male"])

@@ -12,12 +12,22 @@ from pathlib import Path
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("train-prior", help="train a GMM or VAE pose prior on pose files")
-    p.add_argument("kind", choices=["gmm", "vae"])
+    p = sub.add_parser("train-prior", help="train a GMM, chain-GMM or VAE pose prior on pose files")
+    p.add_argument("kind", choices=["gmm", "chain", "vae"])
     p.add_argument("--data", nargs="+", required=True, help="pose .npz files or folders (ours, AMASS, plain)")
     p.add_argument("--out", required=True, help="output file (.npz for gmm, .pt for vae)")
-    p.add_argument("--components", type=int, default=8, help="GMM components (default 8)")
+    p.add_argument("--components", type=int, default=8, help="GMM components (per chain for chain; default 8)")
+    p.add_argument("--reg", type=float, help="covariance regularisation added to each component's diagonal, "
+                                            "rad² (default: 1e-4 gmm, 1e-3 chain)")
+    p.add_argument("--weight", type=float, default=1.0,
+                   help="gmm, chain: scale of the whole prior, stored in the file (chosen by python -m "
+                        "smplify.cli.crossval; see docs/priors.md)")
+    p.add_argument("--with-body", type=float, metavar="REG",
+                   help="chain: also a whole-body mixture with this covariance regularisation (its term adds up)")
+    p.add_argument("--limits-weight", type=float, default=0.0,
+                   help="chain: add the anatomical joint limits with this weight (stored in the file)")
     p.add_argument("--epochs", type=int, default=60, help="VAE epochs (default 60)")
+    p.add_argument("--hidden", type=int, default=512, help="VAE hidden width (default 512)")
     p.add_argument("--no-mirror", action="store_true", help="do not add left/right mirrored copies")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
@@ -83,14 +93,23 @@ def run(args) -> int:
         if args.kind == "gmm":
             from priors.gmm import GMMPrior
 
-            prior = GMMPrior.fit(poses, args.components, args.seed, meta)
+            prior = GMMPrior.fit(poses, args.components, args.seed, dict(meta, weight=args.weight),
+                                 reg_covar=args.reg or 1e-4)
             detail = f"{args.components} components, train mean log-likelihood {prior.meta['train_mean_loglik']:.1f}"
+        elif args.kind == "chain":
+            from priors.chains import ChainGMMPrior
+
+            prior = ChainGMMPrior.fit(poses, args.components, args.reg or 1e-3, args.seed, meta, body_reg=args.with_body)
+            prior.weight = args.weight
+            prior.meta["limits_weight"] = args.limits_weight
+            detail = f"{args.components} components per chain, weight {args.weight:g}, limits {args.limits_weight:g}"
         else:
             from smplify.body import BodyModel, load_model_file
 
             from priors.vae import VAEPrior
 
-            prior = VAEPrior.fit(poses, BodyModel(load_model_file()), epochs=args.epochs, seed=args.seed, meta=meta)
+            prior = VAEPrior.fit(poses, BodyModel(load_model_file()), epochs=args.epochs, seed=args.seed, meta=meta,
+                                  hidden=args.hidden)
             f = prior.meta["final"]
             detail = f"latent {prior.latent_dim}, final rotation loss {f['rot']:.4f}, KL {f['kl']:.1f}"
     except ValueError as exc:  # too little data, wrong shapes: nothing is written
