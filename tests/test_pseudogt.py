@@ -43,6 +43,29 @@ def _cli(args, **kw):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
 
 
+def _children(pid: int) -> list:
+    """Pids whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _finished(d: Path) -> int:
+    """Samples (fitted or failed) in the finished chunks of an output folder."""
+    n = 0
+    for p in (d / "chunks").glob("*.json"):
+        if not p.name.startswith("."):
+            rec = json.loads(p.read_text())
+            n += len(rec["samples"]) + len(rec["failed"])
+    return n
+
+
 def _arrays(d: Path) -> dict:
     with np.load(d / "pseudo_gt.npz", allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
@@ -57,13 +80,20 @@ def test_sigkill_resume_equals_uninterrupted(tmp_path):
     p = _cli(["pseudo-gt", str(coco), "--out", str(killed), "--batch", "2"])
     t0 = time.time()
     while time.time() - t0 < 300:  # kill as soon as some samples are finished
-        if len(list((killed / "samples").glob("*.json"))) >= 2:
+        if _finished(killed) >= 2:
             break
         time.sleep(0.02)
+    children = _children(p.pid)  # --workers (default: the cores) processes fitting chunks
+    assert children
     p.send_signal(signal.SIGKILL)
     p.wait()
-    n_before = len(list((killed / "samples").glob("*.json")))
-    assert 2 <= n_before < 10, n_before  # really interrupted mid-run
+    t0 = time.time()
+    while any(Path(f"/proc/{c}").exists() for c in children) and time.time() - t0 < 10:
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{c}").exists() for c in children), "worker processes outlived the killed run"
+    n_before = _finished(killed)
+    assert 2 <= n_before < 12, n_before  # really interrupted mid-run
+    assert (killed / ".lock").exists()  # left by the killed run: taken over below (its pid is dead)
     p = _cli(["pseudo-gt", str(coco), "--out", str(killed), "--batch", "2"])
     assert p.wait(timeout=600) == 0
     a, b = _arrays(full), _arrays(killed)

@@ -61,8 +61,9 @@ def test_model_focal_recorded_and_refine_regressor(tmp_path, tiny_file, capsys):
         assert set(z["body_model_path"]) == {str(tiny_file)}
         assert np.allclose(z["focal_length"], 1234.0)
         assert z["betas"].shape == (2, 10)
-    with np.load(out / "samples" / "ann10.npz", allow_pickle=False) as z:
-        assert str(z["body_model"]) == "tiny-test" and np.allclose(z["focal_length"], 1234.0)
+    (chunk,) = (out / "chunks").glob("*.npz")  # one chunk of both people
+    with np.load(chunk, allow_pickle=False) as z:
+        assert list(z["body_model"]) == ["tiny-test"] * 2 and np.allclose(z["focal_length"], 1234.0)
     # --refine-regressor: refined on the fits of the model used, weights loadable without pickle
     rep = json.loads((out / "refine_regressor.json").read_text())
     assert rep["refined"] and rep["samples"] == 2 and rep["steps"] == 2 and rep["body_model"] == "tiny-test"
@@ -134,20 +135,23 @@ def test_bad_coco_entries_get_reasons(tmp_path, tiny_file):
     assert "failed: crowd annotation" in (tmp_path / "out" / "rejected.csv").read_text()
 
 
-def _fake_shard(d: Path, ids, payload: bytes = b"x" * 4096) -> None:
-    """A finished shard folder without fitting: consolidate is replaced in the merge test."""
-    for sub in ("samples", "failed"):
-        (d / sub).mkdir(parents=True, exist_ok=True)
-    for sid in ids:
-        (d / "samples" / f"{sid}.npz").write_bytes(payload)
-        (d / "samples" / f"{sid}.json").write_text(json.dumps({"id": sid}))
+def _fake_shard(d: Path, n: int = 3) -> None:
+    """A finished shard folder without fitting (consolidate is replaced in the merge test)."""
+    from smplify.pseudogt.chunks import ChunkRecord, ChunkStore
+
+    store = ChunkStore(d)
+    store.prepare()
+    for c in range(n):
+        store.write(ChunkRecord(f"c{c:08d}-fake", samples=[{"id": f"s{c}", "image": f"{c}.png", "fingerprint": str(c),
+                                                             "quality": {}}]),
+                    {"payload": np.arange(2000.0) + c})
 
 
 def test_killed_merge_leaves_no_truncated_file(tmp_path, monkeypatch):
     from smplify.pseudogt import merging as pseudogt
 
     monkeypatch.setattr(pseudogt, "consolidate", lambda out, th=None: {})
-    _fake_shard(tmp_path / "s0", ["a", "b", "c"])
+    _fake_shard(tmp_path / "s0")
     real_copy, calls = shutil.copy2, {"n": 0}
 
     def dying_copy(src, dst, *a, **k):  # a merge killed half-way through its third file
@@ -160,15 +164,17 @@ def test_killed_merge_leaves_no_truncated_file(tmp_path, monkeypatch):
     monkeypatch.setattr(pseudogt.shutil, "copy2", dying_copy)
     with pytest.raises(KeyboardInterrupt):
         pseudogt.merge([tmp_path / "s0"], tmp_path / "m")
-    for f in (tmp_path / "m" / "samples").iterdir():
+    chunks = tmp_path / "m" / "chunks"
+    for f in chunks.iterdir():
         if not f.name.startswith("."):
-            assert f.stat().st_size == (tmp_path / "s0" / "samples" / f.name).stat().st_size, f.name
-    # a sample's finished marker (.json) never arrives before its .npz
-    for j in (tmp_path / "m" / "samples").glob("*.json"):
+            assert f.stat().st_size == (tmp_path / "s0" / "chunks" / f.name).stat().st_size, f.name
+    # a chunk's finished marker (.json) never arrives before its .npz
+    for j in chunks.glob("*.json"):
         assert j.with_suffix(".npz").exists()
+    assert not (tmp_path / "m" / ".lock").exists()  # released by the interrupted merge
     monkeypatch.setattr(pseudogt.shutil, "copy2", real_copy)
     pseudogt.merge([tmp_path / "s0"], tmp_path / "m")  # the rerun completes it
-    names = sorted(f.name for f in (tmp_path / "m" / "samples").iterdir())
-    assert names == ["a.json", "a.npz", "b.json", "b.npz", "c.json", "c.npz"]
+    names = sorted(f.name for f in chunks.iterdir())
+    assert names == sorted(f"c{c:08d}-fake.{e}" for c in range(3) for e in ("json", "npz"))
     for n in names:
-        assert (tmp_path / "m" / "samples" / n).read_bytes() == (tmp_path / "s0" / "samples" / n).read_bytes()
+        assert (chunks / n).read_bytes() == (tmp_path / "s0" / "chunks" / n).read_bytes()

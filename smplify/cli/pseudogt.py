@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from . import one_line
 def _thresholds(args):
     from ..pseudogt import Thresholds
 
-    return Thresholds(args.max_error, args.max_nll, args.min_keypoints, args.require_converged)
+    return Thresholds(args.max_error, args.max_nll, args.min_keypoints, args.require_converged, args.max_outside,
+                      args.min_box_px)
 
 
 def _add_thresholds(p) -> None:
@@ -21,6 +23,10 @@ def _add_thresholds(p) -> None:
     p.add_argument("--min-keypoints", type=int, default=8,
                    help=f"min keypoints with confidence >= {FitConfig.min_confidence} (the fit's min_confidence)")
     p.add_argument("--require-converged", action="store_true")
+    p.add_argument("--max-outside", type=int, default=0,
+                   help="max confident keypoints more than half the photo's size beyond its border")
+    p.add_argument("--min-box-px", type=float, default=8.0,
+                   help="min extent (box diagonal, px) of the confident keypoints; below it they are degenerate")
 
 
 def add_parser(sub) -> None:
@@ -31,6 +37,13 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--shard", default="0/1", help="K/N: this process fits samples K, K+N, K+2N, ... (0 <= K < N)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="detector processes for photos, pipelined with the fitting (default: the number of cores, "
+                        "%(default)s here); with --ray local: the CPUs of the cluster it starts")
+    p.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
+                   help="run chunks as Ray tasks (pip install 'smplify[ray]'): 'auto' (the default) or an address "
+                        "joins a running cluster, 'local' starts one here; --out must be on a filesystem every "
+                        "node shares")
     p.add_argument("--refine-regressor", action="store_true", help="fine-tune the regressor on the accepted fits")
     p.add_argument("--refine-steps", type=int, default=200, help="fine-tuning steps for --refine-regressor")
     p.add_argument("--refine-benchmark-cases", type=int, default=60,
@@ -57,8 +70,9 @@ def run(args) -> int:
     except (ValueError, AssertionError):
         print(f"error: --shard must be K/N with 0 <= K < N, got {args.shard!r}", file=sys.stderr)
         return 2
-    if args.batch < 1 or args.refine_steps < 1 or args.refine_benchmark_cases < 1:
-        print("error: --batch, --refine-steps and --refine-benchmark-cases must be at least 1", file=sys.stderr)
+    if min(args.batch, args.refine_steps, args.refine_benchmark_cases, args.workers) < 1:
+        print("error: --batch, --workers, --refine-steps and --refine-benchmark-cases must be at least 1",
+              file=sys.stderr)
         return 2
     src = Path(args.input)
     if not src.exists():
@@ -74,12 +88,13 @@ def run(args) -> int:
         return 2
     try:
         s = run_pseudo_gt(src, args.out, cfg.prior, args.batch, (k, n), _thresholds(args), cfg, model=model,
-                          gender=gender, focal=getattr(args, "focal", None))
-    except InputError as exc:  # INPUT itself (malformed JSON, not COCO, ...): one line, nothing written
-        print(f"error: {exc}", file=sys.stderr)
+                          gender=gender, focal=getattr(args, "focal", None), workers=args.workers, ray=args.ray)
+    except InputError as exc:  # INPUT (malformed JSON, not COCO, ...), --out in use, --ray: one line
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
-    print(f"{s['samples']} samples: {s['accepted']} accepted, {s['rejected']} rejected, {s['failed']} failed "
-          f"({s['throughput_samples_per_s']} samples/s); outputs in {args.out}/")
+    print(f"{s['found']} samples: {s['accepted']} accepted, {s['rejected']} rejected, {s['failed']} failed"
+          + (f", {s['unfinished']} not yet fitted" if s["unfinished"] else "")
+          + f" ({s['throughput_samples_per_s']} samples/s, {s['mode']}); outputs in {args.out}/")
     if args.refine_regressor:
         r = refine_regressor(args.out, api.load_body(model, gender), steps=args.refine_steps,
                              weights=getattr(cfg, "regressor_path", None),
@@ -94,9 +109,13 @@ def run(args) -> int:
 
 
 def run_merge(args) -> int:
-    from ..pseudogt import merge
+    from ..pseudogt import InputError, merge
 
-    s = merge(args.dirs, args.out, _thresholds(args))
+    try:
+        s = merge(args.dirs, args.out, _thresholds(args))
+    except InputError as exc:  # a missing or empty folder, an id naming two inputs, --out in use: nothing merged
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return 2
     print(f"merged {len(args.dirs)} folders: {s['samples']} samples, {s['accepted']} accepted, "
           f"{s['rejected']} rejected, {s['failed']} failed; outputs in {args.out}/")
     return 0

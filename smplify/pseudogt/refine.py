@@ -34,10 +34,7 @@ def refine_regressor(out, body, steps: int = 200, lr: float = 2e-5, seed: int = 
     model = load_regressor(weights)
     slots = regressor_slots(model, body)
     before = regressor_benchmark(model, body, n=benchmark_cases, seed=seed)
-    data = []
-    for sid in acc:
-        with np.load(out / "samples" / f"{sid}.npz", allow_pickle=False) as z:
-            data.append({k: z[k] for k in z.files if k not in ("body_model", "body_model_path", "prior", "camera_convention")})
+    data = _accepted_fits(out, set(acc))
     M = max(len(d["kp_index"]) for d in data)
     pad = lambda a, fill=0: np.concatenate([a, np.full((M - len(a),) + a.shape[1:], fill, a.dtype)])
     index = torch.tensor(np.stack([pad(d["kp_index"]) for d in data]))
@@ -46,8 +43,8 @@ def refine_regressor(out, body, steps: int = 200, lr: float = 2e-5, seed: int = 
     index, w = to_slots(slots, index, w)
     focal = torch.tensor(np.stack([d["focal_length"] for d in data]))
     pp = torch.tensor(np.stack([d["principal_point"] for d in data]))
-    target = {k: torch.tensor(np.stack([d[k][0] for d in data])) for k in ("global_orient", "betas", "transl")}
-    target["body_pose"] = torch.tensor(np.stack([d["body_pose"][0][:63] for d in data]))
+    target = {k: torch.tensor(np.stack([d[k] for d in data])) for k in ("global_orient", "betas", "transl")}
+    target["body_pose"] = torch.tensor(np.stack([d["body_pose"][:63] for d in data]))
     model.train()
     for p in model.parameters():
         p.requires_grad_(True)
@@ -75,6 +72,25 @@ def refine_regressor(out, body, steps: int = 200, lr: float = 2e-5, seed: int = 
     return {"refined": True, "samples": len(data), "steps": steps, "body_model": body.name,
             "start_weights": str(weights), "benchmark_cases": benchmark_cases,
             "benchmark_pa_mpjpe_mm_before": before, "benchmark_pa_mpjpe_mm_after": after, "weights": str(dest)}
+
+
+def _accepted_fits(out: Path, accepted: set) -> list:
+    """The accepted samples' parameters, camera and keypoints (one dict each), read chunk by chunk."""
+    from .chunks import ChunkStore
+
+    store, data, taken = ChunkStore(out), [], set()
+    for rec in store.records():
+        rows = [(i, d["id"]) for i, d in enumerate(rec["samples"]) if d["id"] in accepted and d["id"] not in taken]
+        if not rows:
+            continue
+        z = store.arrays(rec["chunk"])
+        for i, sid in rows:
+            n = int(z["kp_count"][i])
+            d = {k: z[k][i] for k in ("global_orient", "body_pose", "betas", "transl", "focal_length", "principal_point")}
+            d.update({k: z[k][i][:n] for k in ("kp_index", "kp_xy", "kp_confidence", "kp_weight")})
+            data.append(d)
+            taken.add(sid)
+    return data
 
 
 def regressor_benchmark(model, body, n: int = 60, seed: int = 0) -> float:
