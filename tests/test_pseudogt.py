@@ -73,7 +73,10 @@ def _arrays(d: Path) -> dict:
 
 @pytest.mark.e2e
 def test_sigkill_resume_equals_uninterrupted(tmp_path):
-    coco = _coco_file(tmp_path / "coco.json")
+    # 40 people in chunks of 2: the run is still going when the kill lands (with 10, two workers sometimes
+    # finished everything between the poll that saw 2 samples done and the SIGKILL)
+    n = 40
+    coco = _coco_file(tmp_path / "coco.json", n=n)
     full, killed = tmp_path / "full", tmp_path / "killed"
     p = _cli(["pseudo-gt", str(coco), "--out", str(full), "--batch", "2"])
     assert p.wait(timeout=600) == 0, p.stderr.read().decode()[-2000:]
@@ -92,16 +95,16 @@ def test_sigkill_resume_equals_uninterrupted(tmp_path):
         time.sleep(0.1)
     assert not any(Path(f"/proc/{c}").exists() for c in children), "worker processes outlived the killed run"
     n_before = _finished(killed)
-    assert 2 <= n_before < 12, n_before  # really interrupted mid-run
+    assert 2 <= n_before < n + 2, n_before  # really interrupted mid-run
     assert (killed / ".lock").exists()  # left by the killed run: taken over below (its pid is dead)
     p = _cli(["pseudo-gt", str(coco), "--out", str(killed), "--batch", "2"])
     assert p.wait(timeout=600) == 0
     a, b = _arrays(full), _arrays(killed)
-    assert list(a["ids"]) == list(b["ids"]) and len(set(a["ids"])) == len(a["ids"]) == 10
+    assert list(a["ids"]) == list(b["ids"]) and len(set(a["ids"])) == len(a["ids"]) == n
     for k in ("global_orient", "body_pose", "betas", "transl", "accepted"):
         assert np.array_equal(a[k], b[k]), k
     s = json.loads((killed / "summary.json").read_text())
-    assert s["failed"] == 2 and s["fitted"] == 10
+    assert s["failed"] == 2 and s["fitted"] == n
     rej = (killed / "rejected.csv").read_text()
     assert "failed: " in rej and "expected 51" in rej
     assert (killed / "quality_histograms.png").exists() and (killed / "quality.csv").exists()
