@@ -228,7 +228,7 @@ def write_overlay(path, result: FitResult, vertices: np.ndarray, faces: np.ndarr
     return save_png(path, overlay_image(result, vertices, faces))
 
 
-def fit_video(source, prior: str = "gmm", model: Optional[str] = None, focal: Optional[float] = None,
+def fit_video(source, prior: str = "chain", model: Optional[str] = None, focal: Optional[float] = None,
               config: Optional[FitConfig] = None, *, fps: Optional[float] = None, detect_mode: str = "video",
               layout: Optional[str] = None, image_size=None, keypoints=None, **overrides):
     """Fit a clip with one body shape and temporal smoothness (:mod:`smplify.fitting.sequence`).

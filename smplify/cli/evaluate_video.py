@@ -13,7 +13,7 @@ def add_parser(sub) -> None:
     p.add_argument("--root", help="capture folder (default: $SMPLIFY_REALCAPTURE or ../shared/data/realcapture)")
     p.add_argument("--modes", default="video,image", help="MediaPipe modes to compare (video, image)")
     p.add_argument("--cameras", help="comma-separated, e.g. 1,2 (default: all)")
-    p.add_argument("--prior", default="gmm", choices=["none", "gmm", "vae"])
+    p.add_argument("--prior", default="chain", choices=["none", "gmm", "vae", "chain", "limits", "bend"])
     p.set_defaults(func=run_evaluate)
 
     p = sub.add_parser("tune-sequence", help="the sequence fit's temporal weights on synthetic training clips")
@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
     p.add_argument("--pose-accel", default="0", help="pose_accel values")
     p.add_argument("--smoothing", help="init_smoothing values, seconds (default: the config's)")
     p.add_argument("--iterations", help="refinement iteration counts (default: the config's)")
-    p.add_argument("--prior", default="gmm", choices=["none", "gmm", "vae"])
+    p.add_argument("--prior", default="chain", choices=["none", "gmm", "vae", "chain", "limits", "bend"])
     p.set_defaults(func=run_tune)
 
 

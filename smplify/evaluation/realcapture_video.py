@@ -85,7 +85,7 @@ def detection_2d(cap, cam, keypoints: Sequence) -> tuple:
 
 
 def evaluate_clips(cap, modes: Sequence[str] = ("video", "image"), cameras: Optional[Sequence[str]] = None,
-                   prior: str = "gmm", config=None) -> List[ClipRow]:
+                   prior: str = "chain", config=None) -> List[ClipRow]:
     """Every camera as a clip, per detector mode: per-frame and sequence fits scored (see the module doc)."""
     import time
     from dataclasses import replace

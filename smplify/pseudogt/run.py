@@ -43,7 +43,7 @@ from .work import FitSpec, chunk_fitter, load_samples, peak_rss_mb, run_chunk
 PIECE = 8  # photos a detector process takes at a time
 
 
-def run_pseudo_gt(src, out, prior: str = "gmm", batch: int = 64, shard=(0, 1), thresholds: Thresholds = Thresholds(),
+def run_pseudo_gt(src, out, prior: str = "chain", batch: int = 64, shard=(0, 1), thresholds: Thresholds = Thresholds(),
                   config=None, progress: bool = True, max_chunks: Optional[int] = None, model: Optional[str] = None,
                   gender: str = "neutral", focal: Optional[float] = None, workers: Optional[int] = None,
                   ray: Optional[str] = None) -> dict:
