@@ -44,6 +44,7 @@ class _Chain:
 
     def __init__(self, cols, means, covars, weights):
         self.cols = torch.tensor(cols, dtype=torch.long)
+        self.in_order = list(cols) == list(range(63))  # the whole body, columns 0..62 in order
         self.means = torch.as_tensor(means, dtype=torch.float32)  # (K, d)
         cov = torch.as_tensor(covars, dtype=torch.float64)
         L = torch.linalg.cholesky(cov)
@@ -77,27 +78,85 @@ class ChainGMMPrior:
         self.joints = {n: tuple(int(j) for j in c["joints"]) for n, c in chains.items()}
         self.weight = float(weight)
         self.meta = dict(meta or {})
+        self._stack_chains()
+
+    def _stack_chains(self):
+        """Padded tables so all partial chains (the limbs: 12 or 15 columns) evaluate in one batched op:
+        C chains padded to D columns and K components. Padded columns gather a constant 0 (column 63 of
+        the pose padded by one zero) against a 0 mean and zero half-precision rows/columns, so they add
+        nothing; they scatter into a dummy slot that is dropped. Padded components get offset +inf and
+        never win the min. Whole-body chains (63 columns) stay in :attr:`_full` and are evaluated alone.
+        The tables are plain tensor attributes, so :func:`smplify.fitting.fitter._on_device` moves them."""
+        parts = [ch for ch in self.chains.values() if len(ch.cols) < 63]
+        self._full = [ch for ch in self.chains.values() if len(ch.cols) >= 63]
+        C = len(parts)
+        D = max((len(ch.cols) for ch in parts), default=1)
+        K = max((len(ch.offset) for ch in parts), default=1)
+        idx = torch.full((C, D), 63, dtype=torch.long)
+        means = torch.zeros(C, K, D)
+        hp = torch.zeros(C, K, D, D)
+        offset = torch.full((C, K), math.inf)
+        for c, ch in enumerate(parts):
+            d, k = len(ch.cols), len(ch.offset)
+            idx[c, :d] = ch.cols
+            means[c, :k, :d] = ch.means
+            hp[c, :k, :d, :d] = ch.half_precisions
+            offset[c, :k] = ch.offset
+        self._stack_idx = idx  # (C, D) pose column per padded slot, 63 = the dummy
+        self._stack_hidx = (idx[:, :, None] * 64 + idx[:, None, :]).reshape(-1)  # (C*D*D,) into a 64x64 H
+        self._stack_means = means  # (C, K, D)
+        self._stack_hp = hp  # (C, K, D, D)
+        self._stack_offset = offset  # (C, K)
+        self._stack_n = C
+
+    def _best_stacked(self, p: torch.Tensor):
+        """p (B, 63) -> f (B,) summed over the stacked chains, g (B, C, D), k (B, C) best components."""
+        x = torch.cat([p, p.new_zeros(p.shape[0], 1)], 1)[:, self._stack_idx]  # (B, C, D)
+        diff = x[:, :, None] - self._stack_means  # (B, C, K, D)
+        Hd = torch.einsum("ckde,bcke->bckd", self._stack_hp, diff)
+        comp = self._stack_offset + (diff * Hd).sum(-1)  # (B, C, K)
+        f, k = comp.min(2)
+        g = Hd.gather(2, k[:, :, None, None].expand(-1, -1, 1, Hd.shape[-1]))[:, :, 0]
+        return f.sum(1), g, k
 
     def _parts(self):
         return self.chains.values()
 
     def nll(self, pose: torch.Tensor) -> torch.Tensor:
         p = pose[:, :63]
-        return self.weight * sum(ch.best(p[:, ch.cols])[0] for ch in self._parts())
+        f = self._best_stacked(p)[0] if self._stack_n else p.new_zeros(p.shape[0])
+        for ch in self._full:
+            f = f + ch.best(p[:, ch.cols])[0]
+        return self.weight * f
 
     def least_squares(self, pose: torch.Tensor, hessian: bool = True):
         """f (B,), g = ½∇f (B, 63), H = ½∇²f (B, 63, 63) block-diagonal (None without ``hessian``)."""
         p = pose[:, :63]
         B = p.shape[0]
-        f = p.new_zeros(B)
-        g = p.new_zeros(B, 63)
-        H = p.new_zeros(B, 63, 63) if hessian else None
-        for ch in self._parts():
+        if self._stack_n:
+            f, gs, k = self._best_stacked(p)
+            g = p.new_zeros(B, 64).index_add_(1, self._stack_idx.reshape(-1), gs.reshape(B, -1))[:, :63]
+            if hessian:
+                blocks = self._stack_hp[torch.arange(self._stack_n, device=k.device), k]  # (B, C, D, D)
+                H = p.new_zeros(B, 64 * 64).index_add_(1, self._stack_hidx, blocks.reshape(B, -1))
+                H = H.view(B, 64, 64)[:, :63, :63]
+            else:
+                H = None
+        else:
+            f, g = p.new_zeros(B), p.new_zeros(B, 63)
+            H = p.new_zeros(B, 63, 63) if hessian else None
+        for ch in self._full:  # chains may overlap (a whole-body mixture beside the limb chains): add
             fc, gc, k = ch.best(p[:, ch.cols])
             f = f + fc
-            g[:, ch.cols] += gc  # chains may overlap (a whole-body mixture beside the limb chains): add
-            if hessian:
-                H[:, ch.cols[:, None], ch.cols[None, :]] += ch.half_precisions[k]
+            if ch.in_order:
+                g = g + gc
+                H = H + ch.half_precisions[k] if hessian else None
+            else:
+                g[:, ch.cols] += gc
+                if hessian:
+                    H[:, ch.cols[:, None], ch.cols[None, :]] += ch.half_precisions[k]
+        g = g.contiguous()
+        H = H.contiguous() if hessian else None
         if self.weight != 1.0:
             f, g = f * self.weight, g * self.weight
             H = H * self.weight if hessian else None

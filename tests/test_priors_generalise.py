@@ -213,3 +213,53 @@ def test_eval_poses_from_a_bvh_by_ik(tmp_path):
         detect_joint_map(("a", "b"), "x.bvh")
     with pytest.raises(PoseDataError, match="not found"):
         load_eval_poses([tmp_path / "nope.npz"])
+
+
+def _per_chain_reference(prior, pose):
+    """Straightforward per-chain max-form mixtures (one chain at a time, no padding): f, g = ½∇f, H = ½∇²f."""
+    p = pose[:, :63].double()
+    B = p.shape[0]
+    f, g, H = p.new_zeros(B), p.new_zeros(B, 63), p.new_zeros(B, 63, 63)
+    for ch in prior.chains.values():
+        hp, mu = ch.half_precisions.double(), ch.means.double()
+        diff = p[:, ch.cols][:, None] - mu  # (B, K, d)
+        comp = ch.offset.double() + torch.einsum("bkd,kde,bke->bk", diff, hp, diff)
+        fc, k = comp.min(1)
+        f += fc
+        for b in range(B):
+            g[b, ch.cols] += hp[k[b]] @ diff[b, k[b]]
+            H[b, ch.cols[:, None], ch.cols[None, :]] += hp[k[b]]
+    return prior.weight * f, prior.weight * g, prior.weight * H
+
+
+@pytest.mark.parametrize("batch", [1, 37])
+def test_chain_prior_stacked_evaluation_equals_per_chain_reference(tmp_path, batch):
+    """The padded one-op evaluation of the limb chains (plus the whole-body mixture) gives the per-chain
+    mixtures' values, gradients and Hessian blocks."""
+    poses = open_poses("train")[:400]
+    train = np.concatenate([poses, mirror_poses(poses)])
+    c = ChainGMMPrior.fit(train, components=3, body_reg=1e-2)
+    c = ChainGMMPrior.load(c.save(tmp_path / "c.npz"))
+    c.weight = 0.7
+    torch.manual_seed(batch)
+    x = torch.tensor(poses[:batch], dtype=torch.float32) + 0.5 * torch.randn(batch, 63)
+    fr, gr, Hr = _per_chain_reference(c, x)
+    f, g, H = c.least_squares(x)
+    f2, g2, H2 = c.least_squares(x, hessian=False)
+    assert H.shape == (batch, 63, 63) and H2 is None
+    for a, b in ((f, fr), (c.nll(x), fr), (f2, fr)):
+        assert torch.allclose(a.double(), b, rtol=1e-5, atol=1e-3), (a - b).abs().max()
+    for a, b in ((g, gr), (g2, gr)):
+        assert torch.allclose(a.double(), b, rtol=1e-4, atol=1e-3), (a - b).abs().max()
+    assert torch.allclose(H.double(), Hr, rtol=1e-5, atol=1e-4)
+    # limb chains only (no whole-body mixture), different component counts per chain
+    limbs = ChainGMMPrior({n: {"joints": j, "means": np.random.default_rng(i).normal(0, 0.3, (2 + i % 3, 3 * len(j))),
+                                "covars": np.stack([np.eye(3 * len(j)) * (0.1 + 0.05 * i)] * (2 + i % 3)),
+                                "weights": np.full(2 + i % 3, 1.0 / (2 + i % 3))}
+                           for i, (n, j) in enumerate(CHAINS.items())})
+    fr, gr, Hr = _per_chain_reference(limbs, x)
+    f, g, H = limbs.least_squares(x)
+    assert torch.allclose(f.double(), fr, rtol=1e-5, atol=1e-3)
+    assert torch.allclose(limbs.nll(x).double(), fr, rtol=1e-5, atol=1e-3)
+    assert torch.allclose(g.double(), gr, rtol=1e-4, atol=1e-3)
+    assert torch.allclose(H.double(), Hr, rtol=1e-5, atol=1e-4)
