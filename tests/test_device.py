@@ -60,3 +60,35 @@ def test_cuda_fits_agree_with_cpu_fits(optimizer, prior, init):
         # float32 on different hardware: the same fit up to rounding, which long L-BFGS runs can amplify
         assert abs(a.mean_error_px - b.mean_error_px) < 1.0
         assert abs(a.loss_terms["total"] - b.loss_terms["total"]) < 0.05 * abs(a.loss_terms["total"]) + 20
+
+
+def test_every_prior_moves_whole_to_a_device():
+    """The fitter moves its prior to the optimisation's device: every tensor it holds, also inside a sum of
+    priors (the default chain prior keeps its parts in a list) and inside nested mixtures. The 'meta' device
+    stands in for a GPU here."""
+    import torch
+
+    from priors import get_pose_prior
+    from smplify.fitting.fitter import _on_device
+
+    def tensors(obj, depth=0):
+        if isinstance(obj, torch.Tensor):
+            yield obj
+        elif depth < 7 and isinstance(obj, (list, tuple)):
+            for v in obj:
+                yield from tensors(v, depth + 1)
+        elif depth < 7 and isinstance(obj, dict):
+            for v in obj.values():
+                yield from tensors(v, depth + 1)
+        elif depth < 7 and hasattr(obj, "__dict__") and not isinstance(obj, (type, torch.nn.Module)):
+            for v in vars(obj).values():
+                yield from tensors(v, depth + 1)
+
+    for name in ("chain", "gmm", "limits"):
+        prior = get_pose_prior(name)
+        before = list(tensors(prior))
+        assert before, name
+        moved = _on_device(prior, torch.device("meta"))
+        assert all(t.device.type == "meta" for t in tensors(moved)), name
+        assert all(t.device.type == "cpu" for t in tensors(prior)), name  # the original is left as it was
+        assert _on_device(prior, torch.device("cpu")) is prior  # already there: no copy

@@ -26,17 +26,28 @@ from .stages import run_stages, settled
 from .starts import FACING_CAMERA, TURNED_AROUND, Starts, turned
 
 
-def _on_device(obj, device: torch.device):
+def _on_device(obj, device: torch.device, depth: int = 0):
     """obj itself where it already lives on ``device`` (or holds no tensors), else a copy moved there:
-    a torch module, or an object (a prior) whose attributes are tensors or modules."""
-    if obj is None:
-        return None
+    a tensor, a torch module, a list/tuple/dict of them, or an object (a prior) whose attributes hold
+    them, however nested (a sum of priors keeps its parts in a list; a chain prior its mixtures)."""
+    if obj is None or depth > 6:
+        return obj
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
     if isinstance(obj, torch.nn.Module):
         here = next(iter(obj.buffers()), next(iter(obj.parameters()), None))
         return obj if here is None or here.device == device else copy.deepcopy(obj).to(device)
-    moved = {k: (v.to(device) if isinstance(v, torch.Tensor) else _on_device(v, device))
-             for k, v in vars(obj).items() if isinstance(v, (torch.Tensor, torch.nn.Module))}
-    if all(moved[k] is getattr(obj, k) for k in moved):
+    if isinstance(obj, (list, tuple)):
+        moved = [_on_device(v, device, depth + 1) for v in obj]
+        return obj if all(a is b for a, b in zip(moved, obj)) else type(obj)(moved)
+    if isinstance(obj, dict):
+        moved = {k: _on_device(v, device, depth + 1) for k, v in obj.items()}
+        return obj if all(moved[k] is obj[k] for k in obj) else moved
+    if not hasattr(obj, "__dict__") or isinstance(obj, type):
+        return obj
+    moved = {k: _on_device(v, device, depth + 1) for k, v in vars(obj).items()}
+    moved = {k: v for k, v in moved.items() if v is not getattr(obj, k)}
+    if not moved:
         return obj
     out = copy.copy(obj)
     for k, v in moved.items():
