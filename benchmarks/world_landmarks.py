@@ -165,32 +165,12 @@ def tune_fit(configs, n: int = 96, noise_px: float = 5.0):
 def time_fits(configs, repeats: int = 8, batch: int = 48):
     """CPU time per fit, side by side (interleaved repeats), on real detections with world landmarks: frames 3,
     17 and 29 of every camera of the real capture (only timed here, nothing is scored or tuned). Batch 1
-    (median over fits) and ``batch`` (those 12 inputs repeated)."""
-    from smplify import api
-    from smplify.config import FitConfig
-    from smplify.evaluation import realcapture as rc
+    (median over fits) and ``batch`` (those 12 inputs repeated). The GMM prior unless a config names one."""
+    from .bench_defaults import time_configs
 
-    cap = rc.load_capture()
-    caps = rc.capture_inputs(cap, "detected", frames=[3, 17, 29])
-    fitters = {str(kw): api.make_fitter("gmm", config=FitConfig(**kw)) for kw in configs}
-    body = next(iter(fitters.values())).body
-    inputs = [api.keypoints_to_input(i.keypoints, body, camera=i.intrinsics) for i in caps]
-    times = {k: [] for k in fitters}
-    for rep in range(repeats + 1):
-        for k, f in fitters.items():
-            for i in inputs:
-                t = time.process_time()
-                f.fit([i])
-                if rep:  # the first round warms up
-                    times[k].append(time.process_time() - t)
-    many = (inputs * (batch // len(inputs) + 1))[:batch]
-    for k, f in fitters.items():
-        f.fit(many)
-        t = time.process_time()
-        f.fit(many)
-        per = (time.process_time() - t) / len(many)
-        print(f"{k}: batch 1 median {1000 * np.median(times[k]):.1f} ms CPU, batch {batch} {1000 * per:.2f} ms CPU per fit",
-              flush=True)
+    times = time_configs({str(kw): dict({"prior": "gmm"}, **kw) for kw in configs}, repeats, batch, time.process_time)
+    for k, (t1, tb) in times.items():
+        print(f"{k}: batch 1 median {1000 * t1:.1f} ms CPU, batch {batch} {1000 * tb:.2f} ms CPU per fit", flush=True)
 
 
 def facing_counts(configs):
