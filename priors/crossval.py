@@ -78,19 +78,13 @@ def train_prior(kind: str, train: np.ndarray, cache: Optional[Path], tag: str, s
     joined by '+' are summed (e.g. chain+limits).
     """
     from .chains import ChainGMMPrior, SumPrior
-    from .limits import JointLimitPrior
-    from .registry import NoPrior
-    from .simple import BendPrior
+    from .registry import get_pose_prior
 
     if "+" in kind:
         parts = [train_prior(k, train, cache, tag, seed, log) for k in kind.split("+")]
         return SumPrior(parts, name=kind)
-    if kind == "none":
-        return NoPrior()
-    if kind == "bend":
-        return BendPrior()
-    if kind == "limits":
-        return JointLimitPrior()
+    if kind in ("none", "bend", "limits"):  # data-free: nothing to train
+        return get_pose_prior(kind)
     t0 = time.time()
     if kind in ("gmm", "gmm-sharp"):
         from .gmm import GMMPrior
