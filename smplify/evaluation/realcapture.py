@@ -120,25 +120,23 @@ def project_points(points: np.ndarray, cam: CaptureCamera) -> np.ndarray:
 
 
 def read_frames(video: Path, frames: Sequence[int]) -> Dict[int, np.ndarray]:
-    """RGB frames (H, W, 3) uint8 of a video, by index."""
-    import cv2
+    """RGB frames (H, W, 3) uint8 of a video, by index (decoded by :func:`smplify.keypoints.video.iter_frames`,
+    stopping after the last one wanted)."""
+    from contextlib import closing
 
-    want, out = set(int(f) for f in frames), {}
-    cap = cv2.VideoCapture(str(video))
-    if not cap.isOpened():
-        raise FileNotFoundError(f"{video}: cannot open the video")
-    i = 0
-    while want - set(out):
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        if i in want:
-            out[i] = bgr[:, :, ::-1].copy()
-        i += 1
-    cap.release()
+    from ..keypoints.video import iter_frames, open_clip
+
+    want, out, seen = {int(f) for f in frames}, {}, 0
+    with closing(iter_frames(open_clip(video))) as decoded:
+        for i, rgb in enumerate(decoded):
+            seen = i + 1
+            if i in want:
+                out[i] = rgb
+                if len(out) == len(want):
+                    break
     missing = sorted(want - set(out))
     if missing:
-        raise ValueError(f"{video}: frames {missing[:5]} not in the video ({i} frames)")
+        raise ValueError(f"{video}: frames {missing[:5]} not in the video ({seen} frames)")
     return out
 
 
