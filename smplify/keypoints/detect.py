@@ -171,13 +171,20 @@ _lock = threading.Lock()  # one MediaPipe graph, not re-entrant
 _warm = [False]
 
 
-@functools.lru_cache(maxsize=1)
-def _pose():
+def new_pose(static_image_mode: bool = True):
+    """A MediaPipe Pose graph as smplify runs it (``pose_landmark_full``); ``static_image_mode=False``: MediaPipe's
+    video mode, which tracks the person from frame to frame."""
     with _quiet_native_stderr():
         import mediapipe as mp
 
-        return mp.solutions.pose.Pose(static_image_mode=True, model_complexity=MODEL_COMPLEXITY,
-                                      enable_segmentation=False, min_detection_confidence=0.5)
+        return mp.solutions.pose.Pose(static_image_mode=static_image_mode, model_complexity=MODEL_COMPLEXITY,
+                                      enable_segmentation=False, min_detection_confidence=0.5,
+                                      min_tracking_confidence=0.5)
+
+
+@functools.lru_cache(maxsize=1)
+def _pose():
+    return new_pose(static_image_mode=True)
 
 
 @dataclass
@@ -204,15 +211,24 @@ def detect_array(rgb: np.ndarray, where: str = "image") -> RawDetection:
             _warm[0] = True
         else:
             res = pose.process(rgb)
-    if res.pose_landmarks is None:
+    raw = raw_detection(res, w, h)
+    if raw is None:
         raise DetectionError(f"{where}: nobody found")
+    if raw.xy.shape != (33, 2):  # pragma: no cover - another mediapipe build
+        raise DetectionError(f"{where}: detector returned {len(raw.xy)} landmarks, expected 33")
+    return raw
+
+
+def raw_detection(res, width: int, height: int) -> Optional[RawDetection]:
+    """A MediaPipe Pose result -> :class:`RawDetection` in pixels of a ``width`` × ``height`` image (MediaPipe's
+    coordinates are normalised, so that image may be larger than the one detected); None if nobody was found."""
+    if res.pose_landmarks is None:
+        return None
     lm = res.pose_landmarks.landmark
-    xy = np.array([[p.x * w, p.y * h] for p in lm], np.float64)
+    xy = np.array([[p.x * width, p.y * height] for p in lm], np.float64)
     vis = np.array([p.visibility for p in lm], np.float64)
-    if xy.shape != (33, 2):  # pragma: no cover - another mediapipe build
-        raise DetectionError(f"{where}: detector returned {len(lm)} landmarks, expected 33")
     world = None
-    if res.pose_world_landmarks is not None and len(res.pose_world_landmarks.landmark) == 33:
+    if res.pose_world_landmarks is not None and len(res.pose_world_landmarks.landmark) == len(lm):
         world = np.array([[p.x, p.y, p.z] for p in res.pose_world_landmarks.landmark], np.float64)
     return RawDetection(xy, vis, world)
 

@@ -132,14 +132,9 @@ class VideoDetector:
     def __init__(self, mode: str = "video", max_side: int = DETECT_MAX_SIDE):
         if mode not in ("video", "image"):
             raise ValueError(f"detection mode must be 'video' or 'image', not {mode!r}")
-        from .detect import MODEL_COMPLEXITY, _quiet_native_stderr
+        from .detect import new_pose
 
-        with _quiet_native_stderr():
-            import mediapipe as mp
-
-            self._pose = mp.solutions.pose.Pose(static_image_mode=(mode == "image"), model_complexity=MODEL_COMPLEXITY,
-                                                enable_segmentation=False, min_detection_confidence=0.5,
-                                                min_tracking_confidence=0.5)
+        self._pose = new_pose(static_image_mode=(mode == "image"))
         self.mode, self.max_side = mode, max_side
         self.seconds = 0.0  # time spent in MediaPipe (resize included)
         self._first = True
@@ -149,7 +144,7 @@ class VideoDetector:
         detected (shrunk) is appended to, JPEG-encoded (for an overlay video without decoding the clip again)."""
         import cv2
 
-        from .detect import DETECTOR, _quiet_native_stderr
+        from .detect import DETECTOR, _quiet_native_stderr, raw_detection
         from .layouts import MEDIAPIPE33
 
         t0 = time.perf_counter()
@@ -166,18 +161,16 @@ class VideoDetector:
         if keep is not None:
             jpeg = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])[1]
             keep.append(jpeg.tobytes())
-        if res.pose_landmarks is None:
+        raw = raw_detection(res, W, H)  # in full-frame pixels
+        if raw is None:
             return None
-        lm = res.pose_landmarks.landmark
-        xy = np.array([[p.x * W, p.y * H] for p in lm], np.float32)
-        vis = np.clip(np.array([p.visibility for p in lm], np.float32), 0, 1)
+        xy = raw.xy.astype(np.float32)
+        vis = np.clip(raw.visibility, 0, 1).astype(np.float32)
         inside = (xy[:, 0] >= 0) & (xy[:, 0] < W) & (xy[:, 1] >= 0) & (xy[:, 1] < H)
         conf = np.where(inside, vis, 0.0).astype(np.float32)
         if not (conf > 0).any():
             return None
-        world = None  # MediaPipe's 3D landmarks (Keypoints2D.world), as smplify.keypoints.detect keeps them
-        if res.pose_world_landmarks is not None and len(res.pose_world_landmarks.landmark) == len(lm):
-            world = np.array([[p.x, p.y, p.z] for p in res.pose_world_landmarks.landmark], np.float32)
+        world = None if raw.world is None else raw.world.astype(np.float32)  # MediaPipe's 3D landmarks
         return Keypoints2D("mediapipe33", MEDIAPIPE33, xy, conf, (W, H), where, None, f"{DETECTOR} ({self.mode} mode)",
                            {"visibility": [round(float(v), 4) for v in vis]}, world=world,
                            world_visibility=None if world is None else vis.astype(np.float32))
