@@ -125,6 +125,52 @@ def test_ray_equals_local_and_survives_a_killed_worker(tmp_path, tiny_file):
     assert not list((tmp_path / "ray" / "chunks").glob(".*"))  # no temp or running marker left
 
 
+def _cli(*args) -> list:
+    import sys
+
+    return [sys.executable, "-m", "smplify.cli", "pseudo-gt", *map(str, args)]
+
+
+@pytest.mark.e2e
+def test_ray_resumes_after_a_killed_driver(tmp_path, tiny_file):
+    """The driver of a `--ray local` run is SIGKILLed (with the Ray it started: its whole process group) after
+    its first chunks are written; the same command again skips those chunks untouched, runs the rest, and the
+    consolidated result equals a local run's."""
+    pytest.importorskip("ray")
+    import subprocess
+
+    coco = _coco(tmp_path / "coco.json", n=12)
+    opts = ["--batch", 1, "--model", tiny_file, "--no-flip-test", "--max-error", 10, "--max-nll", 1e9,
+            "--min-keypoints", 0]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), RAY_USAGE_STATS_ENABLED="0")
+    subprocess.run(_cli(coco, "--out", tmp_path / "local", "--workers", 1, *opts), check=True, env=env,
+                   capture_output=True)
+    out = tmp_path / "ray"
+    driver = subprocess.Popen(_cli(coco, "--out", out, "--ray", "local", "--workers", 2, *opts), env=env,
+                              start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, first = time.time() + 240, {}
+    try:
+        while time.time() < deadline and driver.poll() is None:
+            first = {p.name: p.stat().st_mtime_ns for p in (out / "chunks").glob("*.json")}
+            if len(first) >= 2:
+                break
+            time.sleep(0.02)
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    assert driver.returncode == -signal.SIGKILL, "the driver finished before it could be killed"
+    assert 2 <= len(first) < 12 and not (out / "summary.json").exists()
+    again = subprocess.run(_cli(coco, "--out", out, "--ray", "local", "--workers", 2, *opts), env=env,
+                           capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-2000:]
+    for name, mtime in first.items():  # what the killed run finished was kept, not redone
+        assert (out / "chunks" / name).stat().st_mtime_ns == mtime, name
+    _same(_arrays(tmp_path / "local"), _arrays(out))
+    for f in ("accepted.txt", "rejected.csv"):
+        assert (tmp_path / "local" / f).read_text() == (out / f).read_text()
+    assert not list((out / "chunks").glob(".*"))  # no temp or running marker left
+
+
 def test_chunk_processes_equal_one_process_and_files_grow_with_chunks(tmp_path, tiny_file):
     """Keypoints with --workers 2 (two processes fitting whole chunks) == --workers 1; two files a
     chunk; the npz equals a plain stack of the chunks' rows sorted by id; a resume fits nothing."""
