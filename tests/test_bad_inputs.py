@@ -122,6 +122,8 @@ ERRORS = [
     ("train-prior gmm --out <folder>", ["train-prior", "gmm", "--data", "{poses}", "--out", "{prior_dir}"], 2,
      ["prior_dir", "folder"]),
     ("train-prior gmm --out x.pt", ["train-prior", "gmm", "--data", "{poses}", "--out", "{t}/x.pt"], 2, ["x.pt", ".npz"]),
+    ("train-prior chain --out x.pt", ["train-prior", "chain", "--data", "{poses}", "--out", "{t}/x.pt"], 2,
+     ["x.pt", ".npz"]),
     ("train-prior vae on 3 poses", ["train-prior", "vae", "--data", "{three}", "--out", "{t}/v.pt"], 2,
      ["poses", "VAE"]),
     ("train-prior gmm on identical poses", ["train-prior", "gmm", "--data", "{same}", "--out", "{t}/g.npz"], 2,

@@ -258,6 +258,19 @@ def test_gmm_training_records_sources_licences_and_progress(tmp_path, capsys):
     assert "train-prior gmm, init 1/1" in capsys.readouterr().err  # the EM progress bar (one EM run, as crossval)
 
 
+def test_train_prior_chain_writes_the_npz_the_docs_name(tmp_path):
+    """docs/priors.md's command (`train-prior chain ... --out chain_open.npz`) writes a loadable chain prior."""
+    from priors.chains import ChainGMMPrior
+    from smplify.cli import main
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "set.npz", poses=rng.normal(0, 0.3, (300, 63)).astype(np.float32))
+    out = tmp_path / "chain_open.npz"
+    assert main(["train-prior", "chain", "--components", "2", "--data", str(tmp_path / "set.npz"),
+                 "--out", str(out)]) == 0
+    assert ChainGMMPrior.load(out).nll(torch.zeros(1, 63)).shape == (1,)
+
+
 def test_near_duplicate_filter():
     from priors.mocap import drop_near_duplicates, near_duplicate_keep
 

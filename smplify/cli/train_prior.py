@@ -39,7 +39,7 @@ VAE_MIN_POSES = 100
 
 def _out_problem(out: Path, kind: str):
     """Why ``--out`` cannot take a ``kind`` prior (checked before any training), or None."""
-    want = ".npz" if kind == "gmm" else ".pt"
+    want = ".npz" if kind in ("gmm", "chain") else ".pt"
     if out.is_dir():
         return f"{out}: is a folder; --out is the prior file to write ({want} for a {kind} prior)"
     if out.suffix.lower() != want:
