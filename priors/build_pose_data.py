@@ -40,12 +40,14 @@ def layout_of(name: str) -> str:
 
 
 def build(mocap_root, out=OPEN_POSES, fps: float = 10.0, iterations: int = 400, max_frame_error_cm: float = 3.0,
-          only=None, log=print) -> dict:
-    """IK every open sequence at ``fps``; store poses + per-pose sequence and group + a per-sequence report."""
+          only=None, log=print, salsa_arm_offsets: bool = False) -> dict:
+    """IK every open sequence at ``fps``; store poses + per-pose sequence and group + a per-sequence report.
+    ``salsa_arm_offsets``: the salsa files' arms get per-sequence offsets and still collars
+    (:func:`priors.mocap.ik_options`; measured in docs/priors.md, not the default)."""
     from smplify.body import BodyModel, load_model_file
 
     from .ik import estimate_unit, fit_sequence
-    from .mocap import load_open_mocap
+    from .mocap import ik_options, load_open_mocap
 
     body = BodyModel(load_model_file())
     with warnings.catch_warnings(record=True) as caught:
@@ -60,7 +62,8 @@ def build(mocap_root, out=OPEN_POSES, fps: float = 10.0, iterations: int = 400, 
     for k, (seq, jmap) in enumerate(seqs):
         t = time.time()
         unit = estimate_unit(body, seq.positions, seq.joint_names, jmap)
-        r = fit_sequence(body, seq.positions * unit, seq.joint_names, jmap, iterations=iterations)
+        r = fit_sequence(body, seq.positions * unit, seq.joint_names, jmap, iterations=iterations,
+                         **(ik_options(jmap) if salsa_arm_offsets else {}))
         keep = np.flatnonzero(r.frame_error_m * 100 <= max_frame_error_cm)
         poses.append(r.body_pose[keep].astype(np.float16))
         seq_ids.append(np.full(len(keep), k, np.int16))

@@ -70,8 +70,16 @@ def _kabsch(src: torch.Tensor, dst: torch.Tensor, w: torch.Tensor) -> torch.Tens
 
 
 def fit_sequence(body: BodyModel, positions: np.ndarray, joint_names, joint_map: dict, iterations: int = 300,
-                 smooth: float = 1.0, pose_reg: float = 1e-3) -> IKResult:
-    """Fit SMPL to a (T, J, 3) joint-position sequence (metres, Y up)."""
+                 smooth: float = 1.0, pose_reg: float = 1e-3, chains=(), joint_reg=None) -> IKResult:
+    """Fit SMPL to a (T, J, 3) joint-position sequence (metres, Y up).
+
+    ``chains``: ((SMPL joint names, frame joint name), ...): each chain's mapped joints share one constant
+    offset per sequence, expressed in the frame joint's (posed) coordinates, for skeletons whose limbs hang
+    from another place than SMPL's (:data:`priors.mocap.SALSA_ARM_CHAINS`: the salsa files' shoulders sit
+    11 cm from the midline, SMPL's 18 cm; without it the IK swings the collars to reach them). ``joint_reg``:
+    {SMPL joint name: weight} of an extra ‖θ_j‖² term (mean over frames), for joints a chain offset makes
+    ambiguous: a constant collar rotation moves the arm as a constant offset does, so the collar is held near
+    zero and the offset takes the constant part."""
     smpl_idx, src_idx, w = [], [], []
     names = list(joint_names)
     for j, sname in enumerate(SMPL_JOINT_NAMES):
@@ -93,21 +101,39 @@ def fit_sequence(body: BodyModel, positions: np.ndarray, joint_names, joint_map:
     # joints whose source definition differs from SMPL's (weight < 1) get a constant offset per
     # sequence, expressed in the body's frame (rotated by the global orientation)
     soft = (w < 1.0).float()[:, None]
+    # chain offsets: member (K, C) one-hot of each mapped joint's chain, and each chain's frame joint
+    member = torch.zeros(len(smpl_idx), len(chains))
+    frames = []
+    for c, (joints, frame) in enumerate(chains):
+        frames.append(SMPL_JOINT_NAMES.index(frame))
+        for j in joints:
+            if j in SMPL_JOINT_NAMES and SMPL_JOINT_NAMES.index(j) in smpl_idx:
+                member[smpl_idx.index(SMPL_JOINT_NAMES.index(j)), c] = 1.0
     params = [go.clone().requires_grad_(), torch.zeros(T, 63, requires_grad=True), transl.requires_grad_(),
-              torch.zeros(1, body.num_betas, requires_grad=True), torch.zeros(len(smpl_idx), 3, requires_grad=True)]
+              torch.zeros(1, body.num_betas, requires_grad=True), torch.zeros(len(smpl_idx), 3, requires_grad=True),
+              torch.zeros(len(chains), 3, requires_grad=True)]
     opt = torch.optim.LBFGS(params, lr=1.0, max_iter=iterations, history_size=50, line_search_fn="strong_wolfe",
                             tolerance_grad=1e-9, tolerance_change=1e-12)
     wn = w / w.sum()
 
-    def predict(g, p, t, b, o):
-        J = body.joints_and_landmarks(g, p, b.expand(T, -1), t).joints[:, smpl_idx]
-        return J + torch.einsum("tij,kj->tki", roma.rotvec_to_rotmat(g), o * soft)
+    def predict(g, p, t, b, o, co):
+        if not chains:
+            J = body.joints_and_landmarks(g, p, b.expand(T, -1), t).joints[:, smpl_idx]
+            return J + torch.einsum("tij,kj->tki", roma.rotvec_to_rotmat(g), o * soft)
+        _, _, g_pos, g_rot, _ = body._pose(g, p, b.expand(T, -1), t)
+        J = g_pos[:, smpl_idx] + torch.einsum("tij,kj->tki", roma.rotvec_to_rotmat(g), o * soft)
+        shift = torch.einsum("tcij,cj->tci", g_rot[:, frames], co)  # (T, C, 3) each chain's offset, posed
+        return J + torch.einsum("kc,tci->tki", member, shift)
 
     def loss_fn():
-        g, p, t, b, o = params
-        J = predict(g, p, t, b, o)
+        g, p, t, b, o, co = params
+        J = predict(g, p, t, b, o, co)
         data = ((J - X).pow(2).sum(-1) * wn).sum(-1).mean()
-        reg = pose_reg * 1e-2 * p.pow(2).mean() + 1e-5 * b.pow(2).sum() + 1e-4 * o.pow(2).sum()
+        reg = (pose_reg * 1e-2 * p.pow(2).mean() + 1e-5 * b.pow(2).sum() + 1e-4 * o.pow(2).sum()
+               + 1e-4 * co.pow(2).sum())
+        for name, weight in (joint_reg or {}).items():
+            j = SMPL_JOINT_NAMES.index(name) - 1  # body pose columns start at joint 1
+            reg = reg + weight * p[:, 3 * j: 3 * j + 3].pow(2).sum(-1).mean()
         sm = smooth * 1e-2 * (p[1:] - p[:-1]).pow(2).mean() if T > 1 else 0.0
         return data + reg + sm
 
@@ -118,9 +144,9 @@ def fit_sequence(body: BodyModel, positions: np.ndarray, joint_names, joint_map:
         return l
 
     opt.step(closure)
-    g, p, t, b, o = [x.detach() for x in params]
+    g, p, t, b, o, co = [x.detach() for x in params]
     with torch.no_grad():
-        err = (predict(g, p, t, b, o) - X).norm(dim=-1)  # (T, K)
+        err = (predict(g, p, t, b, o, co) - X).norm(dim=-1)  # (T, K)
     mapped = [SMPL_JOINT_NAMES[j] for j in smpl_idx]
     limb = [k for k, n in enumerate(mapped) if n in LIMB_JOINTS]
     return IKResult(p.numpy(), g.numpy(), t.numpy(), b[0].numpy(), float(err.mean()), float(err[:, limb].mean()),

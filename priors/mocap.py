@@ -162,6 +162,22 @@ SALSA_MAP = {
     "left_shoulder": ("lShldr", 1.0), "right_shoulder": ("rShldr", 1.0), "left_elbow": ("lForeArm", 1.0),
     "right_elbow": ("rForeArm", 1.0), "left_wrist": ("lHand", 1.0), "right_wrist": ("rHand", 1.0),
 }
+#: the salsa files' arms hang from shoulders 11 cm from the spine (shoulder width 0.23 m after the limb-length
+#: unit; SMPL's mean shape 0.37 m, CMU's cgspeed files 0.41 m): each arm's mapped joints get one constant offset
+#: per sequence in the chest's (spine3) frame, so the IK moves the arm, not the collar (priors.ik.fit_sequence)
+SALSA_ARM_CHAINS = ((("left_shoulder", "left_elbow", "left_wrist"), "spine3"),
+                    (("right_shoulder", "right_elbow", "right_wrist"), "spine3"))
+
+
+#: ... and their collars held near zero (a constant collar rotation and the arm's offset move the arm alike)
+SALSA_JOINT_REG = {"left_collar": 1e-3, "right_collar": 1e-3}
+
+
+def ik_options(joint_map: dict) -> dict:
+    """Extra :func:`priors.ik.fit_sequence` arguments for a joint map (chain offsets for the salsa layout)."""
+    return dict(chains=SALSA_ARM_CHAINS, joint_reg=SALSA_JOINT_REG) if joint_map is SALSA_MAP else {}
+
+
 #: cgspeed "3dsmax-friendly" layout (CMU subject 131): LeftHip = hip joint, LeftKnee, LeftAnkle, LeftToe ...
 MAX_MAP = {
     "pelvis": ("Hips", 0.5), "left_hip": ("LeftHip", 1.0), "right_hip": ("RightHip", 1.0),
