@@ -225,7 +225,9 @@ def run(out, pose_set=OPEN_POSES, priors: Sequence[str] = DEFAULT_PRIORS.split("
             train = np.concatenate([train, mirror_poses(train)])
             log(f"[{gi + 1}/{len(groups)}] held out {g}: {len(test)} test poses, {len(train)} training poses (mirrored)")
             start_pose = torch.as_tensor(train.mean(0), dtype=torch.float32)
-            cases = make_cases(body, layout, n=n, noise_levels=noise, dropouts=dropout, seed=seed + 1000 * gi,
+            # seeded by the group's place in the pose set, not in --groups: a group gets the same cases in any run
+            cases = make_cases(body, layout, n=n, noise_levels=noise, dropouts=dropout,
+                               seed=seed + 1000 * data.group_names.index(g),
                                poses=test)
             trained = {}
             tag = f"{Path(pose_set).stem}-no-{g}"

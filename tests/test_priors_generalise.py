@@ -160,6 +160,11 @@ def test_crossval_harness_on_a_tiny_fixture(tmp_path):
     assert all(np.isfinite(v) for v in s["priors"]["limits"]["per_group"].values())
     assert "| none |" in (out / "summary.md").read_text()
     assert main(["--out", str(tmp_path / "x"), "--poses", str(path), "--groups", "zz"]) == 2
+    # a group's cases do not depend on which groups a run holds out (--groups c alone: the same fits of c)
+    assert main(args[:1] + [str(tmp_path / "c")] + args[2:] + ["--groups", "c"]) == 0
+    key = lambda r: (r["prior"], r["scale"], r["case"])
+    alone = {key(r): r["pa_mpjpe_mm"] for r in read_csv(tmp_path / "c" / "crossval.csv")}
+    assert alone == {key(r): r["pa_mpjpe_mm"] for r in rows if r["group"] == "c"}
 
 
 def test_gmm_weight_scales_every_form_and_survives_save(tmp_path):
