@@ -120,10 +120,13 @@ def train_prior(kind: str, train: np.ndarray, cache: Optional[Path], tag: str, s
                              progress=False)
     else:
         raise ValueError(f"unknown prior kind {kind!r}")
+    log(f"  trained {kind} on {len(train)} poses in {time.time() - t0:.0f} s")
     if f is not None:
         f.parent.mkdir(parents=True, exist_ok=True)
         prior.save(f)
-    log(f"  trained {kind} on {len(train)} poses in {time.time() - t0:.0f} s")
+        # what a resumed run reads back (the chain files hold float32 covariances): a fresh run and a resumed one
+        # then score alike (climbing, gmm+chain x3: 61.0 mm from the trained object, 60.8 from its file)
+        return type(prior).load(f)
     return prior
 
 
