@@ -22,6 +22,13 @@ def add_parser(sub) -> None:
     ap.add_argument("--start", default="mean", choices=["mean", "regressor"],
                     help="mean: every fit from the fold's mean pose; regressor: from a regressor trained on the fold")
     ap.add_argument("--regressor-steps", type=int, default=1500)
+    ap.add_argument("--pck", metavar="WHEEL",
+                    help="also train every learned prior with pose-classification-kit's 2D poses (its PyPI wheel, "
+                         "pip download --no-deps pose-classification-kit==1.1.5), lifted per fold with the fold's own "
+                         "prior; rows PRIOR+pck (priors.pck, docs/priors.md)")
+    ap.add_argument("--pck-per-class", type=int, default=200, help="at most this many people per class (0: all)")
+    ap.add_argument("--pck-lift-prior", default="gmm+chain", help="the fold prior kind the 2D poses are lifted with")
+    ap.add_argument("--pck-lift-scale", type=float, default=3.0, help="its weight scale")
     ap.add_argument("--summary-only", action="store_true", help="only (re)write the summary from the CSV")
     ap.add_argument("--auc", action="store_true",
                     help="instead: each fold prior's ROC AUC on its held-out group (real vs noisy poses) -> auc.json")
@@ -37,11 +44,18 @@ def run(a) -> int:
     a.poses = a.poses or str(cv.OPEN_POSES)
     a.priors = a.priors or cv.DEFAULT_PRIORS
     a.scales = a.scales or cv.DEFAULT_SCALES
+    pck = None
+    if a.pck:
+        if not Path(a.pck).is_file():
+            print(f"error: {a.pck}: wheel not found", file=sys.stderr)
+            return 2
+        pck = cv.ExtraPCK(a.pck, a.pck_per_class or None, a.pck_lift_prior, a.pck_lift_scale)
     if a.auc:
         torch.set_num_threads(1)
-        kinds = [k for k in a.priors.split(",") if k in ("gmm", "gmm-sharp", "chain", "vae")]
+        learned = ("gmm", "gmm-sharp", "chain", "vae")
+        kinds = [k for k in a.priors.split(",") if all(x in learned or x.startswith("chain:") for x in k.split("+"))]
         cv.fold_auc(out, a.poses, kinds, a.groups.split(",") if a.groups else None,
-                 Path(a.cache) if a.cache else None)
+                 Path(a.cache) if a.cache else None, pck=pck)
         return 0
     try:
         if not a.summary_only:
@@ -49,7 +63,7 @@ def run(a) -> int:
             cv.run(out, a.poses, a.priors.split(","), [float(x) for x in a.scales.split(",")],
                 a.groups.split(",") if a.groups else None, a.n, [float(x) for x in a.noise.split(",")],
                 [float(x) for x in a.dropout.split(",")], a.seed, Path(a.cache) if a.cache else out / "cache",
-                start=a.start, regressor_steps=a.regressor_steps)
+                start=a.start, regressor_steps=a.regressor_steps, pck=pck)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
