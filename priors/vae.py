@@ -30,7 +30,7 @@ from torch import nn
 
 NJ = 21
 #: the shipped recipe (``smplify train-prior vae`` defaults; the fold VAEs of priors.crossval use it too)
-DENOISE, KL_WEIGHT, RECON_WEIGHT = 0.0, 5e-3, 1.0
+DENOISE, KL_WEIGHT, RECON_WEIGHT = 0.0, 5e-3, 0.3
 _EPS = 1e-4  # chordal distance sqrt(|ΔR|² + eps): smooth at zero (a floor of ~0.007 rad)
 
 
@@ -96,6 +96,8 @@ class VAEPrior:
         self.latent_dim = model.latent
         self.meta = meta or {}
         self.recon_weight = recon_weight
+        # the penalty mode's whole term is scaled by meta 'weight' (chosen by leave-one-group-out evaluation)
+        self.weight = float(self.meta.get("weight", 1.0))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.model.decode(z)
@@ -104,14 +106,14 @@ class VAEPrior:
         return self.model.encode(pose[:, :63])[0]
 
     def nll(self, pose: torch.Tensor) -> torch.Tensor:
-        """Penalty on a pose (B,): ½|μ(pose)|² plus ``recon_weight`` × its reconstruction error, the sum
-        over joints of the chordal distance divided by that joint's mean over the training poses
-        (older files without ``joint_scale``: the sum of squared rotation-matrix differences)."""
+        """Penalty on a pose (B,): ``weight`` × (½|μ(pose)|² + ``recon_weight`` × its reconstruction error,
+        the sum over joints of the chordal distance divided by that joint's mean over the training poses;
+        older files without ``joint_scale``: the sum of squared rotation-matrix differences)."""
         mu = self.encode_mean(pose)
         res = self.model.residual(pose[:, :63], mu)
         s = self.model.joint_scale
         rec = res.sum(-1) if s is None else ((res + _EPS).sqrt() / s).sum(-1)
-        return 0.5 * mu.pow(2).sum(-1) + self.recon_weight * rec
+        return self.weight * (0.5 * mu.pow(2).sum(-1) + self.recon_weight * rec)
 
     def mean_pose(self) -> torch.Tensor:
         return self.decode(torch.zeros(1, self.latent_dim, device=next(self.model.parameters()).device))[0]
@@ -132,8 +134,8 @@ class VAEPrior:
         reconstruct *onto* it and their reconstruction residual (the penalty's second term) grows.
         After training, each joint's mean chordal residual over ``poses`` becomes ``joint_scale``.
         ``recon_weight``: the weight of the scaled residual in :meth:`nll` (stored in the metadata;
-        1: the penalty is the negative log-likelihood of a unit Gaussian latent plus a Laplace
-        residual per joint, up to constants)."""
+        1 would make the penalty the negative log-likelihood of a unit Gaussian latent plus a Laplace
+        residual per joint, up to constants; 0.3 ships, chosen by the held-out fits, docs/priors.md)."""
         from tqdm import tqdm
 
         X = torch.as_tensor(np.asarray(poses), dtype=torch.float32)
@@ -188,7 +190,7 @@ class VAEPrior:
             d = torch.cat([(model.residual(X[i : i + 4096]) + _EPS).sqrt() for i in range(0, len(X), 4096)])
         model.joint_scale = d.mean(0)
         meta = dict(meta or {}, latent=latent, samples=int(len(X)), epochs=epochs, batch=batch, kl_weight=kl_weight,
-                    denoise=denoise, recon_weight=recon_weight, penalty="0.5|mu|^2 + recon_weight * sum_j chord_j / joint_scale_j",
+                    denoise=denoise, recon_weight=recon_weight, penalty="weight * (0.5|mu|^2 + recon_weight * sum_j chord_j / joint_scale_j)",
                     train_time_s=round(time.time() - t0, 1), final=last, date=time.strftime("%Y-%m-%d"),
                     joints="SMPL body joints 1-21 (63 axis-angle numbers)", config={"latent": latent, "hidden": model.hidden})
         return cls(model, meta, recon_weight)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 #: the shipped VAE recipe: equal to priors.vae.DENOISE, KL_WEIGHT, RECON_WEIGHT (tests/test_priors.py checks;
 #: not imported here, so that building the parser loads no torch)
-VAE_DENOISE, VAE_KL_WEIGHT, VAE_RECON_WEIGHT = 0.0, 5e-3, 1.0
+VAE_DENOISE, VAE_KL_WEIGHT, VAE_RECON_WEIGHT = 0.0, 5e-3, 0.3
 
 
 def add_parser(sub) -> None:
@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
     p.add_argument("--reg", type=float, help="covariance regularisation added to each component's diagonal, "
                                             "rad² (default: 1e-4 gmm, 1e-3 chain)")
     p.add_argument("--weight", type=float, default=1.0,
-                   help="gmm, chain: scale of the whole prior, stored in the file (chosen by python -m "
+                   help="gmm, chain, vae (its penalty mode): scale of the whole prior, stored in the file (chosen by python -m "
                         "smplify.cli.crossval; see docs/priors.md)")
     p.add_argument("--with-body", type=float, metavar="REG",
                    help="chain: also a whole-body mixture with this covariance regularisation (its term adds up)")
@@ -121,11 +121,12 @@ def run(args) -> int:
 
             from priors.vae import VAEPrior
 
-            prior = VAEPrior.fit(poses, BodyModel(load_model_file()), epochs=args.epochs, seed=args.seed, meta=meta,
+            prior = VAEPrior.fit(poses, BodyModel(load_model_file()), epochs=args.epochs, seed=args.seed,
+                                  meta=dict(meta, weight=args.weight),
                                   hidden=args.hidden, denoise=args.denoise, kl_weight=args.kl_weight,
                                   recon_weight=args.recon_weight)
             f = prior.meta["final"]
-            detail = f"latent {prior.latent_dim}, denoise {args.denoise:g}, final rotation loss {f['rot']:.4f}, KL {f['kl']:.1f}"
+            detail = f"latent {prior.latent_dim}, weight {args.weight:g}, recon weight {args.recon_weight:g}, final rotation loss {f['rot']:.4f}, KL {f['kl']:.1f}"
     except ValueError as exc:  # too little data, wrong shapes: nothing is written
         print(f"error: {exc}", file=sys.stderr)
         return 2
