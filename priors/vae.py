@@ -4,7 +4,10 @@ Encoder: MLP, 63 -> 32-D latent (mean, log-variance). Decoder: MLP, latent -> a 
 rotation per joint (21 × 6) -> Gram-Schmidt rotation matrices -> axis-angle (roma).
 Trained with a KL term plus rotation-matrix and joint-position reconstruction (the joints
 of the body model at mean shape). The fitter uses it two ways: in latent space
-(pose = decode(z), penalty ½|z|²) or as a penalty on a pose (:meth:`VAEPrior.nll`).
+(pose = decode(z), penalty ½|z|²) or as a penalty on a pose (:meth:`VAEPrior.nll`):
+½|μ(θ)|² + W·Σ_j d_j/s_j, d_j the chordal distance of joint j's reconstruction from θ's, s_j
+its mean over the training poses (a Laplace residual model per joint, ``joint_scale`` in the
+state dict; files without it keep the older form ½|μ|² + W·Σ_j d_j²).
 Weights are a plain state dict (``torch.load(weights_only=True)``) with JSON metadata
 beside it (same name, ``.json``). The JSON records the SHA-256 of the weights file; the
 JSON is renamed into place before the weights, so a run killed between the two renames
@@ -26,6 +29,9 @@ import torch
 from torch import nn
 
 NJ = 21
+#: the shipped recipe (``smplify train-prior vae`` defaults; the fold VAEs of priors.crossval use it too)
+DENOISE, KL_WEIGHT, RECON_WEIGHT = 0.0, 5e-3, 0.3
+_EPS = 1e-4  # chordal distance sqrt(|ΔR|² + eps): smooth at zero (a floor of ~0.007 rad)
 
 
 class VAEFileError(ValueError):
@@ -56,6 +62,14 @@ class PoseVAE(nn.Module):
                                  nn.LeakyReLU(0.2), nn.Linear(hidden, 2 * latent))
         self.dec = nn.Sequential(nn.Linear(latent, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden),
                                  nn.LeakyReLU(0.2), nn.Linear(hidden, NJ * 6))
+        self.register_buffer("joint_scale", None)  # (21,) mean training residual per joint, set by VAEPrior.fit
+
+    def residual(self, pose: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 21) squared Frobenius distance of each joint's reconstruction (from z, default μ) from ``pose``."""
+        if z is None:
+            z = self.encode(pose)[0]
+        R = roma.rotvec_to_rotmat(pose[:, : NJ * 3].reshape(-1, NJ, 3))
+        return (self.decode_rotmat(z) - R).pow(2).sum((-1, -2))
 
     def encode(self, pose: torch.Tensor):
         """(B, 63) -> mean, logvar (B, latent). The encoder reads rotation matrices (continuous)."""
@@ -82,6 +96,8 @@ class VAEPrior:
         self.latent_dim = model.latent
         self.meta = meta or {}
         self.recon_weight = recon_weight
+        # the penalty mode's whole term is scaled by meta 'weight' (chosen by leave-one-group-out evaluation)
+        self.weight = float(self.meta.get("weight", 1.0))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.model.decode(z)
@@ -90,11 +106,14 @@ class VAEPrior:
         return self.model.encode(pose[:, :63])[0]
 
     def nll(self, pose: torch.Tensor) -> torch.Tensor:
-        """Penalty on a pose: ½|μ(pose)|² plus the rotation error of its reconstruction (B,)."""
+        """Penalty on a pose (B,): ``weight`` × (½|μ(pose)|² + ``recon_weight`` × its reconstruction error,
+        the sum over joints of the chordal distance divided by that joint's mean over the training poses;
+        older files without ``joint_scale``: the sum of squared rotation-matrix differences)."""
         mu = self.encode_mean(pose)
-        R = roma.rotvec_to_rotmat(pose[:, :63].reshape(-1, NJ, 3))
-        rec = (self.model.decode_rotmat(mu) - R).pow(2).sum((-1, -2)).sum(-1)
-        return 0.5 * mu.pow(2).sum(-1) + self.recon_weight * rec
+        res = self.model.residual(pose[:, :63], mu)
+        s = self.model.joint_scale
+        rec = res.sum(-1) if s is None else ((res + _EPS).sqrt() / s).sum(-1)
+        return self.weight * (0.5 * mu.pow(2).sum(-1) + self.recon_weight * rec)
 
     def mean_pose(self) -> torch.Tensor:
         return self.decode(torch.zeros(1, self.latent_dim, device=next(self.model.parameters()).device))[0]
@@ -106,8 +125,17 @@ class VAEPrior:
     # ---- training and files -----------------------------------------------------------
     @classmethod
     def fit(cls, poses: np.ndarray, body=None, epochs: int = 60, batch: int = 256, lr: float = 1e-3,
-            kl_weight: float = 5e-3, latent: int = 32, seed: int = 0, progress: bool = True,
-            meta: dict | None = None, hidden: int = 512) -> "VAEPrior":
+            kl_weight: float = KL_WEIGHT, latent: int = 32, seed: int = 0, progress: bool = True,
+            meta: dict | None = None, hidden: int = 512, denoise: float = DENOISE,
+            recon_weight: float = RECON_WEIGHT) -> "VAEPrior":
+        """Train on (N, 63) ``poses``. ``denoise`` > 0: a denoising VAE, the encoder reads each pose
+        plus Gaussian noise on its 63 axis-angle numbers (σ drawn per pose from U[0, denoise]) and the
+        decoder is trained to give back the clean pose, so poses off the training manifold
+        reconstruct *onto* it and their reconstruction residual (the penalty's second term) grows.
+        After training, each joint's mean chordal residual over ``poses`` becomes ``joint_scale``.
+        ``recon_weight``: the weight of the scaled residual in :meth:`nll` (stored in the metadata;
+        1 would make the penalty the negative log-likelihood of a unit Gaussian latent plus a Laplace
+        residual per joint, up to constants; 0.3 ships, chosen by the held-out fits, docs/priors.md)."""
         from tqdm import tqdm
 
         X = torch.as_tensor(np.asarray(poses), dtype=torch.float32)
@@ -131,7 +159,11 @@ class VAEPrior:
             perm = torch.randperm(len(X), generator=g)
             for i in range(0, len(X) - batch + 1, batch):
                 x = X[perm[i : i + batch]]
-                mu, logvar = model.encode(x)
+                if denoise > 0:
+                    sig = torch.rand(len(x), 1, generator=g) * denoise
+                    mu, logvar = model.encode(x + sig * torch.randn(x.shape, generator=g))
+                else:
+                    mu, logvar = model.encode(x)
                 z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
                 Rh = model.decode_rotmat(z)
                 R = roma.rotvec_to_rotmat(x.view(-1, NJ, 3))
@@ -153,10 +185,15 @@ class VAEPrior:
                 last = {"loss": float(loss.detach()), "rot": float(rot.detach()), "kl": float(kl.detach())}
                 bar.set_postfix(rot=f"{last['rot']:.3f}", kl=f"{last['kl']:.1f}")
         bar.close()
+        model.eval()
+        with torch.no_grad():  # per-joint residual scale of the training poses themselves
+            d = torch.cat([(model.residual(X[i : i + 4096]) + _EPS).sqrt() for i in range(0, len(X), 4096)])
+        model.joint_scale = d.mean(0)
         meta = dict(meta or {}, latent=latent, samples=int(len(X)), epochs=epochs, batch=batch, kl_weight=kl_weight,
+                    denoise=denoise, recon_weight=recon_weight, penalty="weight * (0.5|mu|^2 + recon_weight * sum_j chord_j / joint_scale_j)",
                     train_time_s=round(time.time() - t0, 1), final=last, date=time.strftime("%Y-%m-%d"),
                     joints="SMPL body joints 1-21 (63 axis-angle numbers)", config={"latent": latent, "hidden": model.hidden})
-        return cls(model, meta)
+        return cls(model, meta, recon_weight)
 
     def save(self, path) -> Path:
         """Write ``path`` (state dict) and ``path.json`` (metadata + the weights' SHA-256).
@@ -222,9 +259,13 @@ class VAEPrior:
             raise VAEFileError(f"{path}: weights are latent {cfg['latent']} / hidden {cfg['hidden']} but "
                                f"{meta_path.name} says {said}: the two files do not belong together")
         model = PoseVAE(cfg["latent"], cfg["hidden"])
+        scale = state.pop("joint_scale", None)  # older files have none: the older penalty form
         try:
+            if scale is not None and tuple(scale.shape) != (NJ,):
+                raise RuntimeError(f"joint_scale has shape {tuple(scale.shape)}, expected ({NJ},)")
             model.load_state_dict(state)
+            model.joint_scale = None if scale is None else scale.float()
         except RuntimeError as exc:
             raise VAEFileError(f"{path}: weights do not fit the pose-VAE architecture "
                                f"({' '.join(str(exc).split())[:200]})") from None
-        return cls(model, meta)
+        return cls(model, meta, float(meta.get("recon_weight", 10.0 if scale is None else 1.0)))

@@ -10,6 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+#: the shipped VAE recipe: equal to priors.vae.DENOISE, KL_WEIGHT, RECON_WEIGHT (tests/test_priors.py checks;
+#: not imported here, so that building the parser loads no torch)
+VAE_DENOISE, VAE_KL_WEIGHT, VAE_RECON_WEIGHT = 0.0, 5e-3, 0.3
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("train-prior", help="train a GMM, chain-GMM or VAE pose prior on pose files")
@@ -20,7 +24,7 @@ def add_parser(sub) -> None:
     p.add_argument("--reg", type=float, help="covariance regularisation added to each component's diagonal, "
                                             "rad² (default: 1e-4 gmm, 1e-3 chain)")
     p.add_argument("--weight", type=float, default=1.0,
-                   help="gmm, chain: scale of the whole prior, stored in the file (chosen by python -m "
+                   help="gmm, chain, vae (its penalty mode): scale of the whole prior, stored in the file (chosen by python -m "
                         "smplify.cli.crossval; see docs/priors.md)")
     p.add_argument("--with-body", type=float, metavar="REG",
                    help="chain: also a whole-body mixture with this covariance regularisation (its term adds up)")
@@ -28,6 +32,15 @@ def add_parser(sub) -> None:
                    help="chain: add the anatomical joint limits with this weight (stored in the file)")
     p.add_argument("--epochs", type=int, default=60, help="VAE epochs (default 60)")
     p.add_argument("--hidden", type=int, default=512, help="VAE hidden width (default 512)")
+    p.add_argument("--denoise", type=float, default=VAE_DENOISE,
+                   help=f"VAE: denoising training, the encoder reads each pose plus Gaussian noise on its 63 numbers "
+                        f"(σ drawn per pose from U[0, DENOISE] rad), the decoder gives back the clean pose; 0: a "
+                        f"plain VAE (default {VAE_DENOISE:g}, what ships)")
+    p.add_argument("--kl-weight", type=float, default=VAE_KL_WEIGHT,
+                   help=f"VAE: weight of the KL term (default {VAE_KL_WEIGHT:g}, what ships)")
+    p.add_argument("--recon-weight", type=float, default=VAE_RECON_WEIGHT,
+                   help=f"VAE: W of the penalty ½|μ|² + W·Σ_j d_j/s_j (d_j: joint j's reconstruction error, s_j: its mean "
+                        f"over the training poses), stored in the file (default {VAE_RECON_WEIGHT:g}, what ships)")
     p.add_argument("--no-mirror", action="store_true", help="do not add left/right mirrored copies")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
@@ -108,10 +121,12 @@ def run(args) -> int:
 
             from priors.vae import VAEPrior
 
-            prior = VAEPrior.fit(poses, BodyModel(load_model_file()), epochs=args.epochs, seed=args.seed, meta=meta,
-                                  hidden=args.hidden)
+            prior = VAEPrior.fit(poses, BodyModel(load_model_file()), epochs=args.epochs, seed=args.seed,
+                                  meta=dict(meta, weight=args.weight),
+                                  hidden=args.hidden, denoise=args.denoise, kl_weight=args.kl_weight,
+                                  recon_weight=args.recon_weight)
             f = prior.meta["final"]
-            detail = f"latent {prior.latent_dim}, final rotation loss {f['rot']:.4f}, KL {f['kl']:.1f}"
+            detail = f"latent {prior.latent_dim}, weight {args.weight:g}, recon weight {args.recon_weight:g}, final rotation loss {f['rot']:.4f}, KL {f['kl']:.1f}"
     except ValueError as exc:  # too little data, wrong shapes: nothing is written
         print(f"error: {exc}", file=sys.stderr)
         return 2
