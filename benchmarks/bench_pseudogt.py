@@ -3,9 +3,10 @@ generated keypoint inputs end to end with their peak memory and output file coun
 
 Photos: the example photos (examples/images; /work/shared/data/images holds the same three) copied to
 ``--photos`` files in a temp folder. In one run, alternating, ``--rounds`` times: detection alone
-(``detect_image`` on every photo: in this process, and in 2 spawned processes warmed up first), and
-``smplify pseudo-gt --workers 1`` / ``--workers 2`` (``--batch 16``), each in a new process, on
-``--photos`` and on twice as many files. For pseudo-gt, "marginal" is the extra photos over the extra
+(``detect_image`` on every photo: in this process, and in 2 spawned processes warmed up first) just before
+and just after ``smplify pseudo-gt --workers 1`` / ``--workers 2`` (``--photo-batch``), each in a new process, on
+``--photos`` and on twice as many files; detection alone is the mean of the two runs bracketing it, and each
+round's ratio is reported beside the ratio of the medians (the host's speed drifts over minutes). For pseudo-gt, "marginal" is the extra photos over the extra
 fitting time (summary.json's fit_time_s) between the two runs, so process start, spawning and model
 loading cancel out, as the warm detectors leave them out; "whole run" is the bigger run's own rate.
 
@@ -105,10 +106,13 @@ def photos(n: int, rounds: int, batch: int) -> tuple:
         paths = sorted(folders[0].iterdir())
         for r in range(rounds):
             loads.append(_load())
-            res["det1"].append(detection_only(paths, 1))
-            res["det2"].append(detection_only(paths, 2))
+            # each pseudo-gt run bracketed by detection alone (the mean of before and after): the host's speed drifts
+            before = detection_only(paths, 1)
             res["pg1"].append(pseudo_gt_photos(folders, Path(d) / "o1", 1, batch))
+            res["det1"].append((before + detection_only(paths, 1)) / 2)
+            before = detection_only(paths, 2)
             res["pg2"].append(pseudo_gt_photos(folders, Path(d) / "o2", 2, batch))
+            res["det2"].append((before + detection_only(paths, 2)) / 2)
             print(f"round {r}: load {loads[-1]}: " + ", ".join(
                 f"{k} {v[-1] if isinstance(v[-1], float) else v[-1]['steady']:.1f}" for k, v in res.items()), flush=True)
     med = lambda xs: statistics.median(xs)
@@ -116,13 +120,19 @@ def photos(n: int, rounds: int, batch: int) -> tuple:
     pg1, pg2 = med([x["steady"] for x in res["pg1"]]), med([x["steady"] for x in res["pg2"]])
     w1, w2 = med([x["whole"] for x in res["pg1"]]), med([x["whole"] for x in res["pg2"]])
     fmt = lambda xs: " / ".join(f"{x:.1f}" for x in xs)
+    per_round = lambda w: med([p["steady"] / d for p, d in zip(res["pg" + w], res["det" + w])])
     rows = [["detection alone (warm), photos/s", fmt(res["det1"]), fmt(res["det2"]), f"{det2 / det1:.2f}x"],
             [f"pseudo-gt, marginal ({n} more photos over the extra time), photos/s",
              fmt([x["steady"] for x in res["pg1"]]), fmt([x["steady"] for x in res["pg2"]]), f"{pg2 / pg1:.2f}x"],
             [f"pseudo-gt, whole run of {2 * n} photos (with spawning, model loading), photos/s",
              fmt([x["whole"] for x in res["pg1"]]),
              fmt([x["whole"] for x in res["pg2"]]), f"{w2 / w1:.2f}x"],
-            ["pseudo-gt marginal / detection alone (medians)", f"{pg1 / det1:.0%}", f"{pg2 / det2:.0%}", "-"]]
+            ["pseudo-gt marginal / detection alone (medians)", f"{pg1 / det1:.0%}", f"{pg2 / det2:.0%}", "-"],
+            # the host's speed drifts over minutes: each round's own ratio (its segments run back to back)
+            ["pseudo-gt marginal / detection alone, each round (median)",
+             " / ".join(f"{p['steady'] / d:.0%}" for p, d in zip(res["pg1"], res["det1"])) + f" ({per_round('1'):.0%})",
+             " / ".join(f"{p['steady'] / d:.0%}" for p, d in zip(res["pg2"], res["det2"])) + f" ({per_round('2'):.0%})",
+             "-"]]
     table = markdown_table(["photos (%d and %d files, --batch %d; each round's value)" % (n, 2 * n, batch),
                             "1 worker", "2 workers", "2 / 1 (medians)"], rows)
     table += f"\n\nLoad average (1, 5, 15 min) at the start of each round: {'; '.join(loads)}."
