@@ -1,7 +1,7 @@
 """2D-only poses of PyPI ``pose-classification-kit`` (MIT), lifted to 3D body poses by our own fitter.
 
     pip download --no-deps pose-classification-kit==1.1.5 -d DIR     # a 24 MB wheel; never installed
-    python -m priors.pck --wheel DIR/pose_classification_kit-1.1.5-py3-none-any.whl --out lifted.npz
+    python -m smplify.cli.lift_pck --wheel DIR/pose_classification_kit-1.1.5-py3-none-any.whl --out lifted.npz
 
 The wheel holds ``pose_classification_kit/datasets/Body/<Class>_body.json``: 20 classes (squat, plank,
 low push-up, seated, standing with arms raised, T, military salute, six traffic signals, four yoga
@@ -247,47 +247,3 @@ def save_lifted(path, pck: PCKPoses, index: np.ndarray, lifted: Lifted, **extra)
 def load_lifted(path) -> np.ndarray:
     with np.load(path, allow_pickle=False) as z:
         return z["poses"].astype(np.float32)
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    import argparse
-    import sys
-
-    import torch
-
-    from .crossval import train_prior
-    from .posedata import mirror_poses, open_poses
-
-    ap = argparse.ArgumentParser(prog="python -m priors.pck", description=__doc__.split("\n")[0])
-    ap.add_argument("--wheel", required=True, help=f"the {WHEEL_NAME} (pip download --no-deps)")
-    ap.add_argument("--out", required=True, help="lifted poses (.npz)")
-    ap.add_argument("--per-class", type=int, default=None, help="at most this many people per class (default all)")
-    ap.add_argument("--prior", default="gmm+chain", help="crossval prior kind trained on the open set's train split")
-    ap.add_argument("--scale", type=float, default=3.0, help="its weight scale (the shipped x3)")
-    ap.add_argument("--cache", default=None, help="folder for the lifting prior")
-    a = ap.parse_args(argv)
-    torch.set_num_threads(1)
-    try:
-        pck = read_wheel(a.wheel)
-    except PCKError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if pck.sha256 != WHEEL_SHA256:
-        print(f"warning: {Path(a.wheel).name}: SHA-256 {pck.sha256} differs from the measured wheel's", file=sys.stderr)
-    from .crossval import scaled
-
-    train = open_poses("train")
-    train = np.concatenate([train, mirror_poses(train)])
-    prior = scaled(train_prior(a.prior, train, Path(a.cache) if a.cache else None, "open_poses-train"), a.scale)
-    idx = per_class(pck, a.per_class, mask=usable(pck))
-    lifted = lift(pck.subset(idx), prior, train.mean(0), log=print)
-    save_lifted(a.out, pck, idx, lifted, lift_prior=f"{a.prior} x{a.scale:g}", image_px=IMAGE_PX,
-                px_per_unit=PX_PER_UNIT, max_reproj_px=MAX_REPROJ_PX)
-    k = lifted.keep()
-    print(f"{len(pck)} people in {len(pck.class_names)} classes; {len(idx)} with every limb keypoint lifted; "
-          f"{int(k.sum())} kept (reprojection <= {MAX_REPROJ_PX:g} px, not failed) -> {a.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

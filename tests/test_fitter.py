@@ -193,7 +193,9 @@ def test_a_facing_the_camera_stage_rules_out_stops_there(body, monkeypatch):
     chosen = [b + 3 * r.flipped for b, r in enumerate(res)]
     at = [sorted(chosen).index(c) for c in chosen]
     assert at != [0, 1, 2]  # the order differs here, so a mix-up would show
-    assert torch.equal(given["S"], after_p1["S"][at]) and torch.equal(given["valid"], after_p1["valid"][at])
+    # bit for bit (the buffers are allocated empty: unused slots may hold NaN patterns, which torch.equal calls unequal)
+    bits = lambda t: t.contiguous().view(torch.uint8)
+    assert torch.equal(bits(given["S"]), bits(after_p1["S"][at])) and torch.equal(given["valid"], after_p1["valid"][at])
 
 
 def test_adam_optimizer_also_fits(body):
