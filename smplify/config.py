@@ -50,6 +50,11 @@ def regressor_stages() -> Tuple[Stage, ...]:
     )
 
 
+#: people a pseudo-gt chunk holds (fitted as one batch, written as one file pair, the unit of resuming): fitted
+#: 256 at a time a person's fit costs 25-45 % less CPU than 64 at a time (docs/pseudo-gt.md, "Photos"). Here, not
+#: in smplify.pseudogt, so that building the CLI's parser imports no numpy
+PSEUDO_GT_BATCH = 256
+
 #: torch device types a fit can run on ('meta' holds no data; others are untested)
 FIT_DEVICES = ("cpu", "cuda", "mps")
 

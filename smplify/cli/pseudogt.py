@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..config import FitConfig
+from ..config import PSEUDO_GT_BATCH, FitConfig
 from . import one_line
 
 
@@ -31,12 +31,11 @@ def _add_thresholds(p) -> None:
 
 def add_parser(sub) -> None:
     from .fit import add_fit_options
-    from ..pseudogt.run import DEFAULT_BATCH
 
     p = sub.add_parser("pseudo-gt", help="fit a dataset into SMPL pseudo-ground-truth (resumable, shardable)")
     p.add_argument("input", help="folder of photos or keypoint files, or a COCO keypoint annotation file")
     p.add_argument("--out", required=True)
-    p.add_argument("--batch", type=int, default=DEFAULT_BATCH,
+    p.add_argument("--batch", type=int, default=PSEUDO_GT_BATCH,
                    help="people per chunk: fitted as one batch, written as one file pair, the unit of resuming "
                         "(default %(default)s)")
     p.add_argument("--shard", default="0/1", help="K/N: this process fits samples K, K+N, K+2N, ... (0 <= K < N)")

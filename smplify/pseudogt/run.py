@@ -32,6 +32,7 @@ from collections import deque
 from pathlib import Path
 from typing import List, Optional
 
+from ..config import PSEUDO_GT_BATCH
 from ..errors import InputError
 from ..fileio import atomic_write_text
 from .chunks import Chunk, ChunkStore, check_not_legacy, plan_chunks
@@ -41,13 +42,9 @@ from .samples import enumerate_samples
 from .work import FitSpec, chunk_fitter, load_samples, peak_rss_mb, run_chunk
 
 PIECE = 8  # photos a detector process takes at a time
-# people a chunk holds (fitted as one batch, written as one file pair): per person the fit costs ~45 % less CPU at
-# 256 than at 64 (batched tensor work over fixed per-iteration overhead), which is what lets 2 detector processes
-# and the fitting share 2 cores at >= 90 % of detection alone (docs/pseudo-gt.md, "Photos")
-DEFAULT_BATCH = 256
 
 
-def run_pseudo_gt(src, out, prior: str = "chain", batch: int = DEFAULT_BATCH, shard=(0, 1), thresholds: Thresholds = Thresholds(),
+def run_pseudo_gt(src, out, prior: str = "chain", batch: int = PSEUDO_GT_BATCH, shard=(0, 1), thresholds: Thresholds = Thresholds(),
                   config=None, progress: bool = True, max_chunks: Optional[int] = None, model: Optional[str] = None,
                   gender: str = "neutral", focal: Optional[float] = None, workers: Optional[int] = None,
                   ray: Optional[str] = None) -> dict:
