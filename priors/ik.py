@@ -117,11 +117,10 @@ def fit_sequence(body: BodyModel, positions: np.ndarray, joint_names, joint_map:
     wn = w / w.sum()
 
     def predict(g, p, t, b, o, co):
-        if not chains:
-            J = body.joints_and_landmarks(g, p, b.expand(T, -1), t).joints[:, smpl_idx]
-            return J + torch.einsum("tij,kj->tki", roma.rotvec_to_rotmat(g), o * soft)
-        _, _, g_pos, g_rot, _ = body._pose(g, p, b.expand(T, -1), t)
+        _, _, g_pos, g_rot, _ = body._pose(g, p, b.expand(T, -1), t)  # the joints alone (no landmarks skinned)
         J = g_pos[:, smpl_idx] + torch.einsum("tij,kj->tki", roma.rotvec_to_rotmat(g), o * soft)
+        if not chains:
+            return J
         shift = torch.einsum("tcij,cj->tci", g_rot[:, frames], co)  # (T, C, 3) each chain's offset, posed
         return J + torch.einsum("kc,tci->tki", member, shift)
 
