@@ -68,6 +68,9 @@ def load_grouped(path=OPEN_POSES) -> GroupedPoses:
 
 
 # ---- priors per fold ------------------------------------------------------------------------
+DATA_FREE = ("none", "bend", "limits")  # prior kinds with nothing to train
+
+
 def train_prior(kind: str, train: np.ndarray, cache: Optional[Path], tag: str, seed: int = 0, log=print):
     """The prior ``kind`` trained on (N, 63) ``train`` poses (already mirrored), cached as ``cache/tag-kind.*``.
 
@@ -83,7 +86,7 @@ def train_prior(kind: str, train: np.ndarray, cache: Optional[Path], tag: str, s
     if "+" in kind:
         parts = [train_prior(k, train, cache, tag, seed, log) for k in kind.split("+")]
         return SumPrior(parts, name=kind)
-    if kind in ("none", "bend", "limits"):  # data-free: nothing to train
+    if kind in DATA_FREE:  # nothing to train
         return get_pose_prior(kind)
     t0 = time.time()
     if kind in ("gmm", "gmm-sharp"):
@@ -161,18 +164,26 @@ def train_regressor(body, train: np.ndarray, cache: Optional[Path], tag: str, st
     return load_regressor(f)
 
 
+def fold_fitter(body, prior, start_pose, regressor=None):
+    """The fitter every crossval fit uses (and :func:`priors.pck.lift`): L-BFGS, the VAE in penalty mode, from
+    the fold's own training mean ``start_pose`` (63,) (the same for every prior), or from the fold's
+    ``regressor`` (its estimate, the shorter schedule; the unseen joints from that mean)."""
+    from smplify.config import FitConfig
+    from smplify.fitting import Fitter
+
+    cfg = FitConfig(init="mean" if regressor is None else "regressor", start_pose="shared", optimizer="lbfgs",
+                    vae_mode="penalty")
+    return Fitter(body, cfg, prior=prior, regressor=regressor,
+                  start_pose=np.asarray(torch.as_tensor(start_pose), np.float32).reshape(63))
+
+
 def fit_rows(body, layout, prior, cases, start_pose: torch.Tensor, group: str, label: str, scale: float,
              batch: int = 64, regressor=None) -> List[dict]:
     """Fit ``cases`` with ``prior`` from ``start_pose`` (same for every prior), or from the fold's
     ``regressor`` (its estimate, the fitter's shorter schedule); one row per case."""
-    from smplify.config import FitConfig
     from smplify.evaluation.runner import evaluate_batch
-    from smplify.fitting import Fitter
 
-    init = "mean" if regressor is None else "regressor"
-    cfg = FitConfig(init=init, start_pose="shared", optimizer="lbfgs", vae_mode="penalty")
-    # the fold's own training mean is every prior's start (and the unseen joints' pose from the regressor)
-    fitter = Fitter(body, cfg, prior=prior, regressor=regressor, start_pose=start_pose.reshape(63).numpy())
+    fitter = fold_fitter(body, prior, start_pose, regressor)
     rows = []
     for i in range(0, len(cases), batch):
         for r in evaluate_batch(fitter, cases[i : i + batch], label):
@@ -267,7 +278,7 @@ def run(out, pose_set=OPEN_POSES, priors: Sequence[str] = DEFAULT_PRIORS.split("
             suffix = "@regressor" if start == "regressor" else ""
             variants = [(p, "") for p in priors]
             if pck is not None:
-                variants += [(p, PCK_SUFFIX) for p in priors if p not in ("none", "bend", "limits")]
+                variants += [(p, PCK_SUFFIX) for p in priors if p not in DATA_FREE]
             todo = [(p, x, s) for p, x in variants for s in ([1.0] if p in ("none",) else scales)
                     if (g, p + x + suffix, float(s)) not in done]
             if not todo:

@@ -205,17 +205,14 @@ def lift(pck: PCKPoses, prior, start_pose, body=None, batch: int = 128, image_px
          px_per_unit: float = PX_PER_UNIT, log=None) -> Lifted:
     """Fit every person of ``pck`` with ``prior`` from the mean pose ``start_pose`` (63,) (crossval's
     configuration: SMPLify's schedule, L-BFGS, flip test; no world landmarks) on the assumed camera."""
-    import torch
-
     from smplify.api import keypoints_to_input
     from smplify.body import BodyModel, load_model_file
     from smplify.camera import make_camera
-    from smplify.config import FitConfig
-    from smplify.fitting import Fitter
+
+    from .crossval import fold_fitter
 
     body = body or BodyModel(load_model_file())
-    cfg = FitConfig(init="mean", start_pose="shared", optimizer="lbfgs", vae_mode="penalty")
-    fitter = Fitter(body, cfg, prior=prior, start_pose=np.asarray(torch.as_tensor(start_pose)).reshape(63))
+    fitter = fold_fitter(body, prior, start_pose)
     camera = make_camera((image_px, image_px))
     poses, reproj, failed, conv = [], [], [], []
     for s in range(0, len(pck), batch):
